@@ -1,0 +1,107 @@
+"""Settings: one pydantic-settings root, every value from a `RAPPORT_*` variable, all with safe defaults."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+DEFAULT_DATA_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAPPORT_", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    data_dir: Path = DEFAULT_DATA_DIR
+
+    # Data layer. The embedded default is SQLite in `data_dir`; PostgreSQL via postgresql+asyncpg://.
+    database_url: str = ""
+    db_pool_size: int = 20
+    db_max_overflow: int = 0
+    db_pool_timeout: float = 10.0
+    db_statement_timeout_ms: int = 15000
+    db_pgbouncer: bool = False
+    sqlite_busy_timeout_ms: int = 15000
+    auto_migrate: bool | None = None  # default: on for SQLite, off for PostgreSQL
+
+    redis_url: str = ""
+    redis_key_prefix: str = "rapport:"
+
+    # Identity and tokens.
+    secret_key: str = ""
+    previous_secret_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    access_token_minutes: int = 15
+    refresh_token_days: int = 30
+    invitation_days: int = 7
+    allow_signup: bool = True
+    auth_cache_seconds: float = 5.0
+    api_key_touch_seconds: float = 60.0
+    argon2_time_cost: int = 3
+    argon2_memory_cost_kib: int = 65536
+
+    # HTTP contract.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = 5 * 1024 * 1024
+    idempotency_hours: int = 24
+    idempotency_wait_seconds: float = 10.0
+
+    # Rate limits (the `limits` library's notation: "100/minute", "10 per 15 minutes").
+    rate_limit_enabled: bool = True
+    rate_limit_default: str = "100/minute"
+    rate_limit_auth: str = "10/minute"
+    rate_limit_login_account: str = "10/15minutes"
+    # When Redis is configured but unreachable: "open" serves without limits, "memory" falls back
+    # to per-process limits, "closed" answers 503.
+    rate_limit_redis_fallback: Literal["open", "memory", "closed"] = "memory"
+
+    log_level: str = "INFO"
+    log_json: bool = True
+    metrics_enabled: bool = True
+
+    @field_validator("previous_secret_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'rapport.db').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    def resolved_secret_key(self) -> str:
+        """The signing secret: configured, or generated once and kept in the data directory."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,158 @@
+"""Engines and the unit of work.
+
+Reads run on an autocommit connection: no BEGIN/ROLLBACK around them, so a read costs exactly the
+round trips of its own queries. Writes run in one transaction per request; on SQLite that
+transaction starts with BEGIN IMMEDIATE (with WAL and a busy timeout), because the default deferred
+transactions lose concurrent read-modify-write updates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from rapport.core.config import Settings
+
+READ_OPTION = "rapport_read"
+
+
+def _sqlite_engine(url: str, settings: Settings) -> AsyncEngine:
+    parsed = make_url(url)
+    memory = parsed.database in (None, "", ":memory:")
+    if not memory and parsed.database:
+        from pathlib import Path
+
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {}
+    if memory:
+        kwargs["poolclass"] = StaticPool
+    else:
+        kwargs["pool_size"] = max(settings.db_pool_size, 1)
+        kwargs["max_overflow"] = settings.db_max_overflow
+        kwargs["pool_timeout"] = settings.db_pool_timeout
+    engine = create_async_engine(
+        url, connect_args={"check_same_thread": False, "isolation_level": None}, **kwargs
+    )
+    busy = int(settings.sqlite_busy_timeout_ms)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver must not open transactions by itself; "begin" below decides how.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READ_OPTION):
+            return  # autocommit reads: every statement is its own implicit transaction
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _postgres_engine(url: str, settings: Settings) -> AsyncEngine:
+    connect_args: dict[str, Any] = {
+        "server_settings": {
+            "application_name": "rapport",
+            "statement_timeout": str(settings.db_statement_timeout_ms),
+        }
+    }
+    if settings.db_pgbouncer:
+        import uuid
+
+        connect_args.update(
+            statement_cache_size=0,
+            prepared_statement_cache_size=0,
+            prepared_statement_name_func=lambda: f"__rapport_{uuid.uuid4().hex}__",
+        )
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_pre_ping=False,
+        connect_args=connect_args,
+    )
+
+
+class Database:
+    """The engines of one database and the session factories built on them."""
+
+    def __init__(self, settings: Settings, url: str | None = None) -> None:
+        self.url = url or settings.resolved_database_url
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = _sqlite_engine(self.url, settings)
+            read_engine = self.engine.execution_options(**{READ_OPTION: True})
+        elif self.url.startswith("postgresql+asyncpg"):
+            self.engine = _postgres_engine(self.url, settings)
+            read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            raise ValueError(
+                "RAPPORT_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        self.dialect = self.engine.dialect.name
+        self.write_sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, autoflush=False
+        )
+        self.read_sessions = async_sessionmaker(read_engine, expire_on_commit=False, autoflush=False)
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+CommitHook = Callable[[AsyncSession], Awaitable[None]]
+
+
+class UnitOfWork:
+    """One per request. The session opens on first use; writes commit once, at the end."""
+
+    def __init__(self, db: Database, *, write: bool) -> None:
+        self.db = db
+        self.write = write
+        self._session: AsyncSession | None = None
+        self.before_commit: list[CommitHook] = []
+        self.committed = False
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            factory = self.db.write_sessions if self.write else self.db.read_sessions
+            self._session = factory()
+        return self._session
+
+    @property
+    def started(self) -> bool:
+        return self._session is not None
+
+    async def commit(self) -> None:
+        if self._session is None and not self.before_commit:
+            return
+        session = self.session
+        for hook in self.before_commit:
+            await hook(session)
+        await session.commit()
+
+    async def rollback(self) -> None:
+        if self._session is not None:
+            await self._session.rollback()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

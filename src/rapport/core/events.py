@@ -1,0 +1,76 @@
+"""Domain events, recorded in the same transaction as the change they describe (an outbox).
+
+`record()` is the one function every service calls: an event exists if and only if its change
+committed. Dispatch to subscribers (webhooks, realtime, workflows, notifications) reads this table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, String, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rapport.core.auth import Principal
+from rapport.core.clock import utcnow
+from rapport.core.ids import new_id
+from rapport.core.models import Base, JSONType, TenantMixin
+
+
+class Event(TenantMixin, Base):
+    __tablename__ = "event"
+    __table_args__ = (Index("ix_event_pending", "dispatched_at", "id"),)
+
+    type: Mapped[str] = mapped_column(String(100))
+    resource_id: Mapped[uuid.UUID | None]
+    actor_type: Mapped[str | None] = mapped_column(String(20))
+    actor_id: Mapped[uuid.UUID | None]
+    credential_id: Mapped[uuid.UUID | None]
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dispatched_at: Mapped[datetime | None]
+
+
+TABLE = Event.__table__
+
+
+def jsonable(value: Any) -> Any:
+    """Event payloads hold what the API returns: ids and times as strings."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return value
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    type: str,
+    data: dict[str, Any],
+    principal: Principal | None = None,
+    resource_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    event_id = new_id()
+    await session.execute(
+        insert(TABLE).values(
+            workspace_id=workspace_id,
+            id=event_id,
+            type=type,
+            resource_id=resource_id,
+            actor_type=principal.credential if principal else None,
+            actor_id=principal.user_id if principal else None,
+            credential_id=principal.credential_id if principal else None,
+            data=jsonable(data),
+            occurred_at=utcnow(),
+        )
+    )
+    return event_id

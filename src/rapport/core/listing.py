@@ -1,0 +1,350 @@
+"""Lists: keyset cursor pagination, allow-listed filters and sorts, and literal-safe search.
+
+A resource declares one `Listing` (what may be filtered, sorted and searched); its router takes
+`listing.params` as a dependency. Unknown filter or sort fields are a 422 and never reach SQL; every
+value is a bound parameter. Cursors encode the last row's sort value and id, so pages stay exact
+when rows are inserted between requests and ties are broken by id.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import Enum
+from typing import Any, Literal
+
+import orjson
+from fastapi import Query, Request
+from sqlalchemy import ColumnElement, Select, func, or_, tuple_
+from sqlalchemy.sql.elements import KeyedColumnElement
+
+from rapport.core.errors import ValidationFailed
+
+Op = Literal["eq", "in", "gt", "gte", "lt", "lte"]
+EQUALITY: frozenset[str] = frozenset({"eq", "in"})
+RANGE: frozenset[str] = frozenset({"eq", "in", "gt", "gte", "lt", "lte"})
+RESERVED = frozenset(
+    {"limit", "cursor", "sort_by", "sort_order", "search", "include_total", "include_deleted"}
+)
+MAX_VALUE_LENGTH = 500
+SORT_KEY = "_sort_key"
+MAX_ANY_OF = 100
+ME = "me"
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _parse_datetime(raw: str) -> datetime:
+    if len(raw) == 10:
+        parsed = datetime.combine(date.fromisoformat(raw), datetime.min.time())
+    else:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+PARSERS: dict[type, Callable[[str], Any]] = {
+    str: str,
+    int: int,
+    bool: _parse_bool,
+    uuid.UUID: uuid.UUID,
+    datetime: _parse_datetime,
+    date: date.fromisoformat,
+}
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A filterable field: its column, value type and the operators it accepts."""
+
+    column: ColumnElement[Any]
+    type: type = str
+    ops: frozenset[str] = EQUALITY
+    choices: tuple[str, ...] | None = None
+    description: str = ""
+
+    def parse(self, raw: str, *, user_id: uuid.UUID | None) -> Any:
+        if len(raw) > MAX_VALUE_LENGTH:
+            raise ValueError(f"is longer than {MAX_VALUE_LENGTH} characters")
+        if self.type is uuid.UUID and raw == ME:
+            if user_id is None:
+                raise ValueError("'me' needs a user credential")
+            return user_id
+        if self.choices is not None and raw not in self.choices:
+            raise ValueError(f"must be one of: {', '.join(self.choices)}")
+        try:
+            return PARSERS[self.type](raw)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ValueError(f"is not a valid {self.type.__name__}") from exc
+
+    def clause(self, op: str, value: Any) -> ColumnElement[bool]:
+        col = self.column
+        if op == "in":
+            return col.in_(value)
+        return {
+            "eq": col.__eq__,
+            "gt": col.__gt__,
+            "gte": col.__ge__,
+            "lt": col.__lt__,
+            "lte": col.__le__,
+        }[op](value)
+
+
+@dataclass(frozen=True)
+class Sort:
+    """A sortable field. The expression must be non-null (wrap nullable columns in coalesce)."""
+
+    expression: ColumnElement[Any]
+    type: type = str
+
+
+@dataclass
+class ListParams:
+    limit: int
+    sort_by: str
+    sort_order: Literal["asc", "desc"]
+    cursor: tuple[Any, uuid.UUID] | None = None
+    search: str | None = None
+    include_total: bool = False
+    include_deleted: bool = False
+    filters: list[ColumnElement[bool]] = field(default_factory=list)
+
+
+@dataclass
+class Page:
+    rows: Sequence[Any]
+    next_cursor: str | None
+    has_more: bool
+    limit: int
+    total: int | None = None
+
+    def meta(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "next_cursor": self.next_cursor,
+            "has_more": self.has_more,
+            "limit": self.limit,
+        }
+        if self.total is not None:
+            meta["total"] = self.total
+        return meta
+
+
+def escape_like(term: str) -> str:
+    """`%` and `_` in a search are literal characters, not wildcards."""
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, uuid.UUID | date):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def encode_cursor(sort_by: str, order: str, value: Any, row_id: uuid.UUID) -> str:
+    raw = orjson.dumps([sort_by, order, _encode_value(value), str(row_id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor_error() -> ValidationFailed:
+    return ValidationFailed(
+        "The cursor is not valid for this list.",
+        code="invalid_cursor",
+        details=[{"field": "query.cursor", "reason": "not a cursor issued for this sort"}],
+    )
+
+
+class Listing:
+    """What a list endpoint may filter, sort and search."""
+
+    def __init__(
+        self,
+        *,
+        id_column: KeyedColumnElement[Any],
+        filters: dict[str, Filter],
+        sorts: dict[str, Sort],
+        default_sort: str,
+        default_order: Literal["asc", "desc"] = "desc",
+        search: Sequence[ColumnElement[Any]] = (),
+    ) -> None:
+        assert default_sort in sorts
+        self.id_column = id_column
+        self.filters = filters
+        self.sorts = sorts
+        self.default_sort = default_sort
+        self.default_order = default_order
+        self.search_columns = tuple(search)
+        self.params = self._dependency()
+
+    # -- documentation -------------------------------------------------------------------------
+    def openapi_parameters(self) -> list[dict[str, Any]]:
+        """The filters as OpenAPI query parameters (the routes merge them via openapi_extra)."""
+        out: list[dict[str, Any]] = []
+        for name, spec in self.filters.items():
+            schema: dict[str, Any] = {"type": "string"}
+            if spec.type is int:
+                schema = {"type": "integer"}
+            elif spec.type is bool:
+                schema = {"type": "boolean"}
+            elif spec.type is datetime:
+                schema = {"type": "string", "format": "date-time"}
+            elif spec.type is date:
+                schema = {"type": "string", "format": "date"}
+            elif spec.type is uuid.UUID:
+                schema = {"type": "string", "format": "uuid"}
+            if spec.choices:
+                schema["enum"] = list(spec.choices)
+            if "eq" in spec.ops:
+                many = "" if spec.type is bool else " Comma-separated values match any of them."
+                desc = spec.description or f"Filter by {name}."
+                out.append({"name": name, "in": "query", "required": False,
+                            "description": desc + many,
+                            "schema": {"type": "string"} if many else schema})
+            for op in ("gt", "gte", "lt", "lte"):
+                if op in spec.ops:
+                    out.append({"name": f"{name}[{op}]", "in": "query", "required": False,
+                                "description": f"{name} {op}", "schema": schema})
+        return out
+
+    # -- request parsing ---------------------------------------------------------------------
+    def _dependency(self) -> Callable[..., Any]:
+        listing = self
+        sort_names = tuple(self.sorts)
+        sort_type = Literal[sort_names]  # type: ignore[valid-type]
+
+        async def list_params(
+            request: Request,
+            limit: int = Query(50, ge=1, le=200, description="Page size (1..200)."),
+            cursor: str | None = Query(
+                None, max_length=1000, description="Opaque cursor from meta.next_cursor."
+            ),
+            sort_by: sort_type = Query(listing.default_sort),  # type: ignore[valid-type]
+            sort_order: Literal["asc", "desc"] = Query(listing.default_order),
+            search: str | None = Query(None, max_length=200, description="Case-insensitive text."),
+            include_total: bool = Query(False, description="Also count all matching rows."),
+            include_deleted: bool = Query(False, description="Admins: include soft-deleted rows."),
+        ) -> ListParams:
+            principal = getattr(request.state, "principal", None)
+            user_id = getattr(principal, "user_id", None)
+            params = ListParams(
+                limit=limit,
+                sort_by=sort_by,
+                sort_order=sort_order,
+                search=search.strip() or None if search else None,
+                include_total=include_total,
+                include_deleted=include_deleted,
+            )
+            params.filters = listing.parse_filters(request.query_params.multi_items(), user_id)
+            if cursor:
+                params.cursor = listing.decode_cursor(cursor, sort_by, sort_order)
+            return params
+
+        # Postponed annotations would leave the per-listing Literal as an unresolvable name.
+        list_params.__annotations__["sort_by"] = sort_type
+        return list_params
+
+    def parse_filters(
+        self, items: Sequence[tuple[str, str]], user_id: uuid.UUID | None
+    ) -> list[ColumnElement[bool]]:
+        clauses: list[ColumnElement[bool]] = []
+        errors: list[dict[str, Any]] = []
+        for key, raw in items:
+            if key in RESERVED:
+                continue
+            name, op = key, "eq"
+            if key.endswith("]") and "[" in key:
+                name, _, rest = key.partition("[")
+                op = rest[:-1]
+            spec = self.filters.get(name)
+            if spec is None:
+                errors.append({"field": f"query.{key[:100]}", "reason": "unknown filter field"})
+                continue
+            if op not in spec.ops or op == "in":
+                errors.append({"field": f"query.{key[:100]}", "reason": "unsupported operator"})
+                continue
+            values = raw.split(",") if op == "eq" and spec.type is not bool else [raw]
+            if len(values) > MAX_ANY_OF:
+                errors.append({"field": f"query.{key}", "reason": f"at most {MAX_ANY_OF} values"})
+                continue
+            try:
+                parsed = [spec.parse(v.strip(), user_id=user_id) for v in values]
+            except ValueError as exc:
+                errors.append({"field": f"query.{key}", "reason": str(exc)})
+                continue
+            if len(parsed) > 1:
+                clauses.append(spec.clause("in", parsed))
+            else:
+                clauses.append(spec.clause(op, parsed[0]))
+        if errors:
+            raise ValidationFailed("Unknown or invalid filter.", code="invalid_filter", details=errors)
+        return clauses
+
+    def decode_cursor(self, cursor: str, sort_by: str, order: str) -> tuple[Any, uuid.UUID]:
+        try:
+            padded = cursor + "=" * (-len(cursor) % 4)
+            c_sort, c_order, value, row_id = orjson.loads(base64.urlsafe_b64decode(padded))
+            if c_sort != sort_by or c_order != order:
+                raise _cursor_error()
+            sort = self.sorts[sort_by]
+            if value is None:
+                raise ValueError
+            if sort.type is not str or not isinstance(value, str):
+                value = PARSERS[sort.type](str(value))
+            return value, uuid.UUID(row_id)
+        except ValidationFailed:
+            raise
+        except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError) as exc:
+            raise _cursor_error() from exc
+
+    # -- statement building --------------------------------------------------------------------
+    def search_clause(self, term: str) -> ColumnElement[bool]:
+        pattern = f"%{escape_like(term.lower())}%"
+        return or_(
+            *(func.lower(col).like(pattern, escape="\\") for col in self.search_columns)
+        )
+
+    def where(self, params: ListParams) -> list[ColumnElement[bool]]:
+        clauses = list(params.filters)
+        if params.search and self.search_columns:
+            clauses.append(self.search_clause(params.search))
+        return clauses
+
+    def apply_page(self, stmt: Select[Any], params: ListParams) -> Select[Any]:
+        sort = self.sorts[params.sort_by].expression
+        keys = tuple_(sort, self.id_column)
+        if params.cursor is not None:
+            value, row_id = params.cursor
+            after = keys > tuple_(value, row_id) if params.sort_order == "asc" else keys < tuple_(
+                value, row_id
+            )
+            stmt = stmt.where(after)
+        if params.sort_order == "asc":
+            stmt = stmt.order_by(sort.asc(), self.id_column.asc())
+        else:
+            stmt = stmt.order_by(sort.desc(), self.id_column.desc())
+        return stmt.add_columns(sort.label(SORT_KEY)).limit(params.limit + 1)
+
+    def page(self, rows: Sequence[Any], params: ListParams) -> Page:
+        """Cut the limit+1 rows fetched by an `apply_page` statement down to one page."""
+        has_more = len(rows) > params.limit
+        rows = rows[: params.limit]
+        next_cursor = None
+        if has_more and rows:
+            last = rows[-1]
+            next_cursor = encode_cursor(
+                params.sort_by, params.sort_order, last[SORT_KEY], last["id"]
+            )
+        return Page(rows=rows, next_cursor=next_cursor, has_more=has_more, limit=params.limit)

@@ -1,0 +1,104 @@
+"""A thin base for tenant repositories: every statement starts from the caller's workspace.
+
+Rows come back as mappings (no ORM hydration on the read path); writes use INSERT/UPDATE ...
+RETURNING so a create or an update is a single statement.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from sqlalchemy import ColumnElement, Delete, Select, Table, Update, delete, func, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rapport.core.clock import utcnow
+from rapport.core.ids import new_id
+from rapport.core.listing import Listing, ListParams, Page
+
+
+class TenantRepository:
+    table: ClassVar[Table]
+    soft_delete: ClassVar[bool] = True
+
+    def __init__(self, session: AsyncSession, workspace_id: uuid.UUID) -> None:
+        self.session = session
+        self.workspace_id = workspace_id
+
+    # -- scoping: the only way statements are built -------------------------------------------
+    def _scope(self, include_deleted: bool = False) -> list[ColumnElement[bool]]:
+        clauses = [self.table.c.workspace_id == self.workspace_id]
+        if self.soft_delete and not include_deleted:
+            clauses.append(self.table.c.deleted_at.is_(None))
+        return clauses
+
+    def select(self, *columns: Any, include_deleted: bool = False) -> Select[Any]:
+        return select(*(columns or (self.table,))).where(*self._scope(include_deleted))
+
+    def update_stmt(self, include_deleted: bool = False) -> Update:
+        return update(self.table).where(*self._scope(include_deleted))
+
+    def delete_stmt(self) -> Delete:
+        return delete(self.table).where(self.table.c.workspace_id == self.workspace_id)
+
+    # -- helpers ------------------------------------------------------------------------------
+    async def get(self, record_id: uuid.UUID, *, include_deleted: bool = False) -> RowMapping | None:
+        stmt = self.select(include_deleted=include_deleted).where(self.table.c.id == record_id)
+        return (await self.session.execute(stmt)).mappings().first()
+
+    async def exists(self, record_id: uuid.UUID, *, include_deleted: bool = True) -> bool:
+        stmt = self.select(self.table.c.id, include_deleted=include_deleted).where(
+            self.table.c.id == record_id
+        )
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def list(self, listing: Listing, params: ListParams, *extra: ColumnElement[bool]) -> Page:
+        where = [*listing.where(params), *extra]
+        stmt = listing.apply_page(
+            self.select(include_deleted=params.include_deleted).where(*where), params
+        )
+        rows = (await self.session.execute(stmt)).mappings().all()
+        page = listing.page(rows, params)
+        if params.include_total:
+            count = self.select(func.count(), include_deleted=params.include_deleted).where(*where)
+            page.total = (await self.session.execute(count)).scalar_one()
+        return page
+
+    async def insert(self, values: dict[str, Any]) -> RowMapping:
+        now = utcnow()
+        row = {"id": new_id(), "created_at": now, "updated_at": now, "version": 1, **values}
+        row["workspace_id"] = self.workspace_id
+        stmt = insert(self.table).values(row).returning(self.table)
+        return (await self.session.execute(stmt)).mappings().one()
+
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        now = utcnow()
+        prepared = [
+            {"id": new_id(), "created_at": now, "updated_at": now, "version": 1, **r,
+             "workspace_id": self.workspace_id}
+            for r in rows
+        ]
+        await self.session.execute(insert(self.table), prepared)
+
+    async def update(
+        self,
+        record_id: uuid.UUID,
+        values: dict[str, Any],
+        *,
+        expected_version: int | None = None,
+        include_deleted: bool = False,
+    ) -> RowMapping | None:
+        """Apply `values`, bump version; None when the row is missing or the version moved on."""
+        stmt = self.update_stmt(include_deleted).where(self.table.c.id == record_id)
+        if expected_version is not None:
+            stmt = stmt.where(self.table.c.version == expected_version)
+        stmt = stmt.values(
+            **values, version=self.table.c.version + 1, updated_at=utcnow()
+        ).returning(self.table)
+        return (await self.session.execute(stmt)).mappings().first()
+
+    async def erase(self, record_id: uuid.UUID) -> bool:
+        stmt = self.delete_stmt().where(self.table.c.id == record_id).returning(self.table.c.id)
+        return (await self.session.execute(stmt)).first() is not None
