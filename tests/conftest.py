@@ -53,7 +53,10 @@ async def _create_pg_database(admin_url: str, name: str) -> str:
 
     url = make_url(admin_url)
     conn = await asyncpg.connect(
-        user=url.username, password=url.password, host=url.host, port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        host=url.host,
+        port=url.port or 5432,
         database=url.database,
     )
     try:
@@ -68,7 +71,10 @@ async def _drop_pg_database(admin_url: str, name: str) -> None:
 
     url = make_url(admin_url)
     conn = await asyncpg.connect(
-        user=url.username, password=url.password, host=url.host, port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        host=url.host,
+        port=url.port or 5432,
         database=url.database,
     )
     try:

@@ -35,8 +35,11 @@ def unique_email(prefix: str = "user") -> str:
 def _account(body: dict[str, Any], email: str) -> Account:
     data = body["data"]
     return Account(
-        token=data["access_token"], refresh_token=data["refresh_token"], user=data["user"],
-        workspace=data["workspace"], email=email,
+        token=data["access_token"],
+        refresh_token=data["refresh_token"],
+        user=data["user"],
+        workspace=data["workspace"],
+        email=email,
     )
 
 
@@ -69,7 +72,9 @@ async def add_member(client: httpx.AsyncClient, admin: Account, role: str = "mem
     )
 
 
-async def create_api_key(client: httpx.AsyncClient, admin: Account, role: str = "member") -> dict[str, Any]:
+async def create_api_key(
+    client: httpx.AsyncClient, admin: Account, role: str = "member"
+) -> dict[str, Any]:
     response = await client.post(
         "/api/v1/api-keys", json={"name": f"key {role}", "role": role}, headers=admin.headers
     )
@@ -77,7 +82,9 @@ async def create_api_key(client: httpx.AsyncClient, admin: Account, role: str = 
     return response.json()["data"]
 
 
-async def create_tag(client: httpx.AsyncClient, account: Account, **overrides: Any) -> dict[str, Any]:
+async def create_tag(
+    client: httpx.AsyncClient, account: Account, **overrides: Any
+) -> dict[str, Any]:
     payload = {"name": f"tag-{uuid.uuid4().hex[:8]}", **overrides}
     response = await client.post("/api/v1/tags", json=payload, headers=account.headers)
     assert response.status_code == 201, response.text

@@ -105,12 +105,15 @@ def create_admin(
 def ensure_demo() -> None:
     password = secrets.token_urlsafe(12)
     if asyncio.run(_create_admin(DEMO_EMAIL, password, "Demo Admin", "Demo workspace")):
-        console.print(Panel.fit(
-            f"Demo workspace created. Log in once with:\n\n"
-            f"  email:    [bold]{DEMO_EMAIL}[/bold]\n  password: [bold]{password}[/bold]\n\n"
-            "This password is shown only now; keep it.",
-            title="Rapport demo", border_style="green",
-        ))
+        console.print(
+            Panel.fit(
+                f"Demo workspace created. Log in once with:\n\n"
+                f"  email:    [bold]{DEMO_EMAIL}[/bold]\n  password: [bold]{password}[/bold]\n\n"
+                "This password is shown only now; keep it.",
+                title="Rapport demo",
+                border_style="green",
+            )
+        )
     else:
         console.print(f"Demo workspace exists; log in as [bold]{DEMO_EMAIL}[/bold].")
 
@@ -126,7 +129,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Default: RAPPORT_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="Default: RAPPORT_PORT")] = None,
     workers: Annotated[int | None, typer.Option(help="Default: RAPPORT_WORKERS")] = None,
-    with_demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Create the demo workspace")] = False,
+    with_demo: Annotated[
+        bool, typer.Option("--demo/--no-demo", help="Create the demo workspace")
+    ] = False,
 ) -> None:
     """Migrate (embedded SQLite) and serve the API."""
     import uvicorn
@@ -142,7 +147,9 @@ def serve(
     os.environ["RAPPORT_AUTO_MIGRATE"] = "false"  # done above; workers must not race on it
     host = host or settings.host
     port = port or settings.port
-    console.print(f"Rapport on [bold]http://{host}:{port}[/bold]  (docs: http://{host}:{port}/docs)")
+    console.print(
+        f"Rapport on [bold]http://{host}:{port}[/bold]  (docs: http://{host}:{port}/docs)"
+    )
     uvicorn.run(
         "rapport.main:create_app",
         factory=True,
@@ -167,8 +174,9 @@ def render_openapi() -> str:
     from rapport.core.config import Settings
     from rapport.main import create_app
 
-    settings = Settings(secret_key="openapi-export", database_url="sqlite+aiosqlite:///:memory:",
-                        auto_migrate=False)
+    settings = Settings(
+        secret_key="openapi-export", database_url="sqlite+aiosqlite:///:memory:", auto_migrate=False
+    )
     return json.dumps(create_app(settings).openapi(), indent=2, sort_keys=False) + "\n"
 
 

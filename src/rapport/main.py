@@ -66,8 +66,10 @@ def install_exception_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         if any(err.get("type") == "json_invalid" for err in errors):
             return error_response(400, "malformed_json", "The body is not valid JSON.")
-        details = [{"field": _field(err.get("loc", ())), "reason": str(err.get("msg", ""))[:300]}
-                   for err in errors[:50]]
+        details = [
+            {"field": _field(err.get("loc", ())), "reason": str(err.get("msg", ""))[:300]}
+            for err in errors[:50]
+        ]
         return error_response(422, "validation_error", "The request is not valid.", details)
 
     @app.exception_handler(StarletteHTTPException)
@@ -83,11 +85,17 @@ def install_exception_handlers(app: FastAPI) -> None:
         if isinstance(exc, IntegrityError):
             return error_response(409, "conflict", "The change conflicts with existing data.")
         if isinstance(exc, DataError):
-            return error_response(422, "invalid_value", "A value is out of range or of the wrong type.")
+            return error_response(
+                422, "invalid_value", "A value is out of range or of the wrong type."
+            )
         if isinstance(exc, OperationalError) or exc.connection_invalidated:
-            return error_response(503, "database_unavailable", "The database is unavailable; try again shortly.")
+            return error_response(
+                503, "database_unavailable", "The database is unavailable; try again shortly."
+            )
         log.error("database_error", error_type=type(exc.orig).__name__)
-        return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")
+        return error_response(
+            500, "internal_error", "Something went wrong on our side; it has been logged."
+        )
 
     @app.exception_handler(PoolTimeoutError)
     async def pool_timeout(_: Request, __: PoolTimeoutError) -> EnvelopeResponse:
@@ -95,7 +103,9 @@ def install_exception_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OSError)
     async def os_error(_: Request, __: OSError) -> EnvelopeResponse:
-        return error_response(503, "service_unavailable", "A service the API depends on is unreachable.")
+        return error_response(
+            503, "service_unavailable", "A service the API depends on is unreachable."
+        )
 
 
 def operation_id(route: APIRoute) -> str:
@@ -137,14 +147,30 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         Middleware(UnitOfWorkMiddleware, db=db),
     ]
     if settings.cors_origins:
-        middleware.insert(0, Middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-ID"],
-            expose_headers=["ETag", "X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-                            "X-RateLimit-Reset", "Retry-After", "Idempotent-Replayed"],
-        ))
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+                allow_headers=[
+                    "Authorization",
+                    "Content-Type",
+                    "Idempotency-Key",
+                    "If-Match",
+                    "X-Request-ID",
+                ],
+                expose_headers=[
+                    "ETag",
+                    "X-Request-ID",
+                    "X-RateLimit-Limit",
+                    "X-RateLimit-Remaining",
+                    "X-RateLimit-Reset",
+                    "Retry-After",
+                    "Idempotent-Replayed",
+                ],
+            ),
+        )
 
     app = FastAPI(
         title="Rapport API",

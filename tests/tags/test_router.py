@@ -26,7 +26,9 @@ class TestCrud:
         deleted = await client.delete(f"/api/v1/tags/{tag['id']}", headers=admin.headers)
         assert deleted.status_code == 200
         assert deleted.json()["data"] == {"id": tag["id"], "deleted": True}
-        assert (await client.get(f"/api/v1/tags/{tag['id']}", headers=admin.headers)).status_code == 404
+        assert (
+            await client.get(f"/api/v1/tags/{tag['id']}", headers=admin.headers)
+        ).status_code == 404
         listed = await client.get("/api/v1/tags", headers=admin.headers)
         assert tag["id"] not in [t["id"] for t in listed.json()["data"]]
         with_deleted = await client.get("/api/v1/tags?include_deleted=true", headers=admin.headers)
@@ -46,7 +48,9 @@ class TestCrud:
         admin = await register(client)
         member = await add_member(client, admin, "member")
         tag = await create_tag(client, admin)
-        refused = await client.delete(f"/api/v1/tags/{tag['id']}?erase=true", headers=member.headers)
+        refused = await client.delete(
+            f"/api/v1/tags/{tag['id']}?erase=true", headers=member.headers
+        )
         assert refused.status_code == 403
         erased = await client.delete(f"/api/v1/tags/{tag['id']}?erase=true", headers=admin.headers)
         assert erased.status_code == 200
@@ -67,7 +71,9 @@ class TestAccess:
         admin = await register(client)
         viewer = await add_member(client, admin, "viewer")
         tag = await create_tag(client, admin)
-        assert (await client.get(f"/api/v1/tags/{tag['id']}", headers=viewer.headers)).status_code == 200
+        assert (
+            await client.get(f"/api/v1/tags/{tag['id']}", headers=viewer.headers)
+        ).status_code == 200
         for method, path, body in [
             ("POST", "/api/v1/tags", {"name": "nope"}),
             ("PATCH", f"/api/v1/tags/{tag['id']}", {"name": "nope"}),
@@ -83,8 +89,12 @@ class TestAccess:
         intruder = await register(client)
         tag = await create_tag(client, owner, name="secret-project")
         await assert_isolated(
-            client, owner=owner, intruder=intruder, record_path=f"/api/v1/tags/{tag['id']}",
-            list_path="/api/v1/tags", search_term="secret",
+            client,
+            owner=owner,
+            intruder=intruder,
+            record_path=f"/api/v1/tags/{tag['id']}",
+            list_path="/api/v1/tags",
+            search_term="secret",
         )
 
     async def test_include_deleted_is_for_admins(self, client):
@@ -100,9 +110,12 @@ class TestConcurrency:
         tag = await create_tag(client, admin)
         path = f"/api/v1/tags/{tag['id']}"
         headers = {**admin.headers, "If-Match": '"1"'}
-        results = await asyncio.gather(*[
-            client.patch(path, json={"description": f"writer {i}"}, headers=headers) for i in range(2)
-        ])
+        results = await asyncio.gather(
+            *[
+                client.patch(path, json={"description": f"writer {i}"}, headers=headers)
+                for i in range(2)
+            ]
+        )
         statuses = sorted(r.status_code for r in results)
         assert statuses == [200, 412], [r.text for r in results]
         final = (await client.get(path, headers=admin.headers)).json()["data"]
@@ -113,9 +126,12 @@ class TestConcurrency:
         admin = await register(client)
         tag = await create_tag(client, admin)
         path = f"/api/v1/tags/{tag['id']}"
-        results = await asyncio.gather(*[
-            client.patch(path, json={"description": f"w{i}"}, headers=admin.headers) for i in range(10)
-        ])
+        results = await asyncio.gather(
+            *[
+                client.patch(path, json={"description": f"w{i}"}, headers=admin.headers)
+                for i in range(10)
+            ]
+        )
         assert all(r.status_code == 200 for r in results)
         versions = sorted(r.json()["data"]["version"] for r in results)
         assert versions == list(range(2, 12)), "no update may be lost"
@@ -134,14 +150,19 @@ class TestConcurrency:
     async def test_same_idempotent_post_five_times_concurrently_creates_one(self, client, times):
         admin = await register(client)
         headers = {**admin.headers, "Idempotency-Key": "create-vip-once"}
-        results = await asyncio.gather(*[
-            client.post("/api/v1/tags", json={"name": "once"}, headers=headers) for _ in range(times)
-        ])
+        results = await asyncio.gather(
+            *[
+                client.post("/api/v1/tags", json={"name": "once"}, headers=headers)
+                for _ in range(times)
+            ]
+        )
         assert [r.status_code for r in results] == [201] * times, [r.text for r in results]
         ids = {r.json()["data"]["id"] for r in results}
         assert len(ids) == 1
         assert sum(r.headers.get("idempotent-replayed") == "true" for r in results) == times - 1
-        listed = await client.get("/api/v1/tags?name=once&include_total=true", headers=admin.headers)
+        listed = await client.get(
+            "/api/v1/tags?name=once&include_total=true", headers=admin.headers
+        )
         assert listed.json()["meta"]["total"] == 1
 
     async def test_same_key_with_another_body_is_409(self, client):
@@ -150,7 +171,9 @@ class TestConcurrency:
         first = await client.post("/api/v1/tags", json={"name": "a"}, headers=headers)
         assert first.status_code == 201
         other = await client.post("/api/v1/tags", json={"name": "b"}, headers=headers)
-        assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+        assert (
+            other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+        )
 
     async def test_keys_are_per_workspace_and_failures_release_them(self, client):
         a = await register(client)
@@ -160,9 +183,15 @@ class TestConcurrency:
         rb = await client.post("/api/v1/tags", json={"name": "x"}, headers={**b.headers, **key})
         assert ra.status_code == rb.status_code == 201
         assert ra.json()["data"]["id"] != rb.json()["data"]["id"]
-        bad = await client.post("/api/v1/tags", json={"name": ""}, headers={**a.headers, "Idempotency-Key": "k2"})
+        bad = await client.post(
+            "/api/v1/tags", json={"name": ""}, headers={**a.headers, "Idempotency-Key": "k2"}
+        )
         assert bad.status_code == 422
-        good = await client.post("/api/v1/tags", json={"name": ""}, headers={**a.headers, "Idempotency-Key": "k2"})
+        good = await client.post(
+            "/api/v1/tags", json={"name": ""}, headers={**a.headers, "Idempotency-Key": "k2"}
+        )
         assert good.status_code == 422  # re-executed, not replayed: errors are not stored
-        fixed = await client.post("/api/v1/tags", json={"name": "ok"}, headers={**a.headers, "Idempotency-Key": "k3"})
+        fixed = await client.post(
+            "/api/v1/tags", json={"name": "ok"}, headers={**a.headers, "Idempotency-Key": "k3"}
+        )
         assert fixed.status_code == 201

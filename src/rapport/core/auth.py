@@ -1,7 +1,7 @@
 """Who is calling: the principal, roles, and the dependencies routes declare.
 
 Authentication itself runs in `core.routing` before any parameter is parsed, through the
-`Authenticator` the app is built with (the identity domain provides it): core never imports a domain.
+`Authenticator` the app is built with (the identity domain provides it): core imports no domain.
 """
 
 from __future__ import annotations

@@ -1,15 +1,14 @@
-"""Settings: one pydantic-settings root, every value from a `RAPPORT_*` variable, all with safe defaults."""
+"""Settings: one pydantic-settings root; every value a `RAPPORT_*` variable with a safe default."""
 
 from __future__ import annotations
 
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 DEFAULT_DATA_DIR = Path("var")
 

@@ -13,7 +13,12 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import StaticPool
 
 from rapport.core.config import Settings
@@ -106,7 +111,9 @@ class Database:
         self.write_sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, autoflush=False
         )
-        self.read_sessions = async_sessionmaker(read_engine, expire_on_commit=False, autoflush=False)
+        self.read_sessions = async_sessionmaker(
+            read_engine, expire_on_commit=False, autoflush=False
+        )
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import re
 import time
+
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rapport.core.db import Database, UnitOfWork
 from rapport.core.envelope import error_response, request_id_var
 from rapport.core.ids import new_id
 from rapport.core.observability import LATENCY, REQUESTS, log
+from rapport.core.routing import route_templates
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -36,6 +38,7 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, metrics: bool = True) -> None:
         self.app = app
         self.metrics = metrics
+        self.templates: dict[object, str] | None = None  # endpoint → full path, made on first use
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,18 +73,29 @@ class RequestContextMiddleware:
                 await response(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - begin
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            if self.templates is None:
+                self.templates = route_templates(scope["app"])
+            template = self.templates.get(scope.get("endpoint"), "unmatched")
             method = scope.get("method", "")
             if self.metrics and scope.get("path") not in UNMETERED:
                 REQUESTS.labels(method, template, str(status)).inc()
                 LATENCY.labels(method, template).observe(elapsed)
             if status >= 500:
-                log.error("request", method=method, route=template, status=status,
-                          ms=round(elapsed * 1000, 2))
+                log.error(
+                    "request",
+                    method=method,
+                    route=template,
+                    status=status,
+                    ms=round(elapsed * 1000, 2),
+                )
             else:
-                log.debug("request", method=method, route=template, status=status,
-                          ms=round(elapsed * 1000, 2))
+                log.debug(
+                    "request",
+                    method=method,
+                    route=template,
+                    status=status,
+                    ms=round(elapsed * 1000, 2),
+                )
             structlog.contextvars.unbind_contextvars("request_id")
             request_id_var.reset(token)
 

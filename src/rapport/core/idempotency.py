@@ -183,7 +183,9 @@ class IdempotencyMiddleware:
             return
         if not 1 <= len(key) <= 255 or not key.isprintable():
             await error_response(
-                400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 printable characters."
+                400,
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 printable characters.",
             )(scope, receive, send)
             return
         try:

@@ -210,13 +210,26 @@ class Listing:
             if "eq" in spec.ops:
                 many = "" if spec.type is bool else " Comma-separated values match any of them."
                 desc = spec.description or f"Filter by {name}."
-                out.append({"name": name, "in": "query", "required": False,
-                            "description": desc + many,
-                            "schema": {"type": "string"} if many else schema})
+                out.append(
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": False,
+                        "description": desc + many,
+                        "schema": {"type": "string"} if many else schema,
+                    }
+                )
             for op in ("gt", "gte", "lt", "lte"):
                 if op in spec.ops:
-                    out.append({"name": f"{name}[{op}]", "in": "query", "required": False,
-                                "description": f"{name} {op}", "schema": schema})
+                    out.append(
+                        {
+                            "name": f"{name}[{op}]",
+                            "in": "query",
+                            "required": False,
+                            "description": f"{name} {op}",
+                            "schema": schema,
+                        }
+                    )
         return out
 
     # -- request parsing ---------------------------------------------------------------------
@@ -289,7 +302,9 @@ class Listing:
             else:
                 clauses.append(spec.clause(op, parsed[0]))
         if errors:
-            raise ValidationFailed("Unknown or invalid filter.", code="invalid_filter", details=errors)
+            raise ValidationFailed(
+                "Unknown or invalid filter.", code="invalid_filter", details=errors
+            )
         return clauses
 
     def decode_cursor(self, cursor: str, sort_by: str, order: str) -> tuple[Any, uuid.UUID]:
@@ -312,9 +327,7 @@ class Listing:
     # -- statement building --------------------------------------------------------------------
     def search_clause(self, term: str) -> ColumnElement[bool]:
         pattern = f"%{escape_like(term.lower())}%"
-        return or_(
-            *(func.lower(col).like(pattern, escape="\\") for col in self.search_columns)
-        )
+        return or_(*(func.lower(col).like(pattern, escape="\\") for col in self.search_columns))
 
     def where(self, params: ListParams) -> list[ColumnElement[bool]]:
         clauses = list(params.filters)
@@ -327,8 +340,10 @@ class Listing:
         keys = tuple_(sort, self.id_column)
         if params.cursor is not None:
             value, row_id = params.cursor
-            after = keys > tuple_(value, row_id) if params.sort_order == "asc" else keys < tuple_(
-                value, row_id
+            after = (
+                keys > tuple_(value, row_id)
+                if params.sort_order == "asc"
+                else keys < tuple_(value, row_id)
             )
             stmt = stmt.where(after)
         if params.sort_order == "asc":

@@ -36,7 +36,11 @@ class Decision:
     allowed: bool
     limit: int
     remaining: int
-    reset: int  # unix seconds
+    reset_at: float  # unix seconds, exact
+
+    @property
+    def reset(self) -> int:
+        return math.ceil(self.reset_at)
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         out = [
@@ -50,7 +54,7 @@ class Decision:
 
     @property
     def retry_after(self) -> int:
-        return max(1, math.ceil(self.reset - time.time()))
+        return max(1, math.ceil(self.reset_at - time.time()))
 
 
 class RateLimiter:
@@ -89,7 +93,7 @@ class RateLimiter:
             if self.fallback_mode == "memory":
                 return await self._hit(self._fallback, item, identifiers)
             if self.fallback_mode == "closed":
-                return Decision(False, item.amount, 0, int(time.time()) + 1)
+                return Decision(False, item.amount, 0, time.time() + 1)
             return None
 
     @staticmethod
@@ -98,7 +102,7 @@ class RateLimiter:
     ) -> Decision:
         allowed = await limiter.hit(item, *identifiers)
         stats = await limiter.get_window_stats(item, *identifiers)
-        return Decision(allowed, item.amount, stats.remaining, math.ceil(stats.reset_time))
+        return Decision(allowed, item.amount, stats.remaining, stats.reset_time)
 
     async def check_storage(self) -> bool:
         try:

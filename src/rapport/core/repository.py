@@ -10,7 +10,18 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, Delete, Select, Table, Update, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Select,
+    Table,
+    Update,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,7 +55,9 @@ class TenantRepository:
         return delete(self.table).where(self.table.c.workspace_id == self.workspace_id)
 
     # -- helpers ------------------------------------------------------------------------------
-    async def get(self, record_id: uuid.UUID, *, include_deleted: bool = False) -> RowMapping | None:
+    async def get(
+        self, record_id: uuid.UUID, *, include_deleted: bool = False
+    ) -> RowMapping | None:
         stmt = self.select(include_deleted=include_deleted).where(self.table.c.id == record_id)
         return (await self.session.execute(stmt)).mappings().first()
 
@@ -76,8 +89,14 @@ class TenantRepository:
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
         now = utcnow()
         prepared = [
-            {"id": new_id(), "created_at": now, "updated_at": now, "version": 1, **r,
-             "workspace_id": self.workspace_id}
+            {
+                "id": new_id(),
+                "created_at": now,
+                "updated_at": now,
+                "version": 1,
+                **r,
+                "workspace_id": self.workspace_id,
+            }
             for r in rows
         ]
         await self.session.execute(insert(self.table), prepared)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request, Response
 from fastapi import params as fastapi_params
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -81,7 +81,9 @@ class ContractRoute(APIRoute):
             if has_body and request.method in BODY_METHODS:
                 content_type = request.headers.get("content-type", "")
                 media = content_type.split(";", 1)[0].strip().lower()
-                if content_type and not (_is_json(content_type) or (accepts_form and media in FORM_TYPES)):
+                if content_type and not (
+                    _is_json(content_type) or (accepts_form and media in FORM_TYPES)
+                ):
                     raise UnsupportedMediaType(
                         "Send the body as application/x-www-form-urlencoded."
                         if accepts_form
@@ -110,6 +112,26 @@ class ContractRoute(APIRoute):
             raise ResponseContractError(f"{self.path}: {exc}") from exc
 
 
+def effective_routes(app: Any) -> list[tuple[str, frozenset[str], Any]]:
+    """(full path, methods, route) for every route the app serves, included routers expanded."""
+    found = []
+    for context in iter_route_contexts(app.routes):
+        path = context.path_format or context.path
+        if path is None:
+            continue
+        found.append((path, frozenset(context.methods or ()), context.original_route))
+    return found
+
+
+def route_templates(app: Any) -> dict[Any, str]:
+    """Endpoint function → full path template, for labelling metrics."""
+    return {
+        route.endpoint: path
+        for path, _, route in effective_routes(app)
+        if getattr(route, "endpoint", None) is not None
+    }
+
+
 async def request_session(request: Request) -> AsyncSession:
     return request.state.uow.session
 
@@ -126,14 +148,18 @@ def parse_if_match(value: str | None) -> int | None:
         raw = raw[2:]
     raw = raw.strip('"')
     if not raw.isdigit() or len(raw) > 18:
-        raise BadRequest("If-Match must be an ETag this API returned, like \"3\".", code="invalid_if_match")
+        raise BadRequest(
+            'If-Match must be an ETag this API returned, like "3".', code="invalid_if_match"
+        )
     return int(raw)
 
 
 async def if_match_header(
     if_match: Annotated[
         str | None,
-        Header(alias="If-Match", description='ETag from a previous read, e.g. "3" (412 on mismatch).'),
+        Header(
+            alias="If-Match", description='ETag from a previous read, e.g. "3" (412 on mismatch).'
+        ),
     ] = None,
 ) -> int | None:
     return parse_if_match(if_match)

@@ -26,15 +26,23 @@ class Readiness(BaseModel):
     redis: str | None = None
 
 
-@router.get("/health", name="ops-health", summary="Liveness: the process answers",
-            response_model=Envelope[Health], openapi_extra=PUBLIC)
+@router.get(
+    "/health",
+    name="ops-health",
+    summary="Liveness: the process answers",
+    response_model=Envelope[Health],
+    openapi_extra=PUBLIC,
+)
 async def health() -> EnvelopeResponse:
     return ok({"status": "ok", "version": __version__})
 
 
 @router.get(
-    "/ready", name="ops-ready", summary="Readiness: the database (and Redis, if configured) answer",
-    response_model=Envelope[Readiness], openapi_extra=PUBLIC,
+    "/ready",
+    name="ops-ready",
+    summary="Readiness: the database (and Redis, if configured) answer",
+    response_model=Envelope[Readiness],
+    openapi_extra=PUBLIC,
     responses={503: {"model": ErrorEnvelope, "description": "A dependency is down"}},
 )
 async def ready(request: Request) -> EnvelopeResponse:
@@ -51,8 +59,13 @@ async def ready(request: Request) -> EnvelopeResponse:
     return ok({"status": "ok", "database": "ok", "redis": redis})
 
 
-@router.get("/metrics", name="ops-metrics", summary="Prometheus metrics (text exposition format)",
-            openapi_extra=PUBLIC, response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Metrics"}})
+@router.get(
+    "/metrics",
+    name="ops-metrics",
+    summary="Prometheus metrics (text exposition format)",
+    openapi_extra=PUBLIC,
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Metrics"}},
+)
 async def metrics() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -32,11 +32,17 @@ class TagService:
 
     async def _event(self, verb: str, row: RowMapping) -> None:
         await events.record(
-            self.session, workspace_id=self.principal.workspace_id, type=f"tag.{verb}",
-            data=tag_read(row), principal=self.principal, resource_id=row["id"],
+            self.session,
+            workspace_id=self.principal.workspace_id,
+            type=f"tag.{verb}",
+            data=tag_read(row),
+            principal=self.principal,
+            resource_id=row["id"],
         )
 
-    async def _changed(self, tag_id: uuid.UUID, row: RowMapping | None, expected: int | None) -> RowMapping:
+    async def _changed(
+        self, tag_id: uuid.UUID, row: RowMapping | None, expected: int | None
+    ) -> RowMapping:
         """After a conditional write that touched nothing: tell 404 from 412."""
         if row is not None:
             return row
@@ -107,6 +113,10 @@ class TagService:
         if row is None or not await self.repo.erase(tag_id):
             raise TagNotFound()
         await events.record(
-            self.session, workspace_id=self.principal.workspace_id, type="tag.erased",
-            data={"id": tag_id}, principal=self.principal, resource_id=tag_id,
+            self.session,
+            workspace_id=self.principal.workspace_id,
+            type="tag.erased",
+            data={"id": tag_id},
+            principal=self.principal,
+            resource_id=tag_id,
         )

@@ -1,0 +1,43 @@
+# Rapport: `make run` serves the API on the embedded default; `make test` runs the whole suite.
+# Needs only Python 3.11 (or newer). Everything else is installed into .venv from uv.lock.
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+UV_VERSION := 0.13.8
+UV := .uv/bin/uv
+VENV := .venv
+STAMP := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml | cksum | cut -d' ' -f1)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+
+.PHONY: install run test lint fmt openapi bench clean
+
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON) --quiet
+	rm -f $(VENV)/.synced-*
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the locked dependencies
+
+run: install  ## migrate the embedded SQLite database, create the demo workspace once, serve
+	$(VENV)/bin/rapport serve --demo
+
+test: install  ## the whole suite (set RAPPORT_TEST_POSTGRES_URL / RAPPORT_TEST_REDIS_URL to add those)
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+fmt: install
+	$(VENV)/bin/ruff format src tests bench
+	$(VENV)/bin/ruff check --fix src tests bench
+
+openapi: install  ## regenerate the checked-in openapi.json
+	$(VENV)/bin/rapport openapi export
+
+clean:
+	rm -rf .uv $(VENV) .pytest_cache .ruff_cache
