@@ -24,7 +24,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(openapi_app, name="openapi")
 console = Console()
 
-DEMO_EMAIL = "admin@demo.rapport.local"
+DEMO_EMAIL = "admin@demo.example.com"
 
 
 @db_app.command("upgrade")

@@ -28,6 +28,11 @@ class IdentityAuthenticator:
         self._touched: dict[uuid.UUID, float] = {}
 
     async def authenticate(self, request: Request, token: str) -> Principal:
+        if token.startswith(API_KEY_PREFIX):
+            # Never on the request's unit of work: recording the key's last use takes a write
+            # transaction of its own, which on SQLite would wait forever (until busy_timeout) on
+            # the request's write transaction (BEGIN IMMEDIATE) had the lookup opened it.
+            return await self._api_key(token)
         uow = getattr(request.state, "uow", None)
         if uow is not None:
             return await self._resolve(uow.session, request, token)
@@ -35,8 +40,6 @@ class IdentityAuthenticator:
             return await self._resolve(session, request, token)
 
     async def _resolve(self, session: AsyncSession, request: Request, token: str) -> Principal:
-        if token.startswith(API_KEY_PREFIX):
-            return await self._api_key(session, token)
         claims: AccessClaims | None = request.scope.get("state", {}).get("claims")
         if claims is None:
             try:
@@ -61,12 +64,13 @@ class IdentityAuthenticator:
         self.security.cache.put(cache_key, principal)
         return principal
 
-    async def _api_key(self, session: AsyncSession, token: str) -> Principal:
+    async def _api_key(self, token: str) -> Principal:
         key_hash = sha256_hex(token)
         cache_key = f"k:{key_hash}"
         principal = self.security.cache.get(cache_key)
         if principal is None:
-            row = await AccountRepository(session).find_api_key(key_hash)
+            async with self.db.read_sessions() as session:
+                row = await AccountRepository(session).find_api_key(key_hash)
             if (
                 row is None
                 or row["revoked_at"] is not None

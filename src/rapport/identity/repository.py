@@ -203,13 +203,24 @@ class WorkspaceIdentityRepository:
         stmt = stmt.values(**values, version=memberships.c.version + 1, updated_at=utcnow())
         return (await self.session.execute(stmt)).rowcount == 1
 
-    async def count_active_admins(self) -> int:
-        stmt = select(func.count()).where(
-            memberships.c.workspace_id == self.workspace_id,
-            memberships.c.role == Role.admin.value,
-            memberships.c.is_active.is_(True),
+    async def lock_active_admins(self) -> list[uuid.UUID]:
+        """The ids of the workspace's active admins, locked until the transaction ends.
+
+        FOR UPDATE (in id order, so two callers never deadlock) makes a concurrent demotion wait
+        and then see the committed state: two admins demoting each other cannot both succeed.
+        SQLite ignores the clause; its write transactions (BEGIN IMMEDIATE) are serial anyway.
+        """
+        stmt = (
+            select(memberships.c.user_id)
+            .where(
+                memberships.c.workspace_id == self.workspace_id,
+                memberships.c.role == Role.admin.value,
+                memberships.c.is_active.is_(True),
+            )
+            .order_by(memberships.c.user_id)
+            .with_for_update()
         )
-        return (await self.session.execute(stmt)).scalar_one()
+        return list((await self.session.execute(stmt)).scalars().all())
 
     async def principal_row(self, user_id: uuid.UUID, session_id: uuid.UUID) -> RowMapping | None:
         """Membership role and activity plus the session's state, in one query."""

@@ -155,14 +155,17 @@ class AuthService:
         return await self._issue(user, workspace, role.value)
 
     async def login(self, body: LoginRequest) -> dict[str, Any]:
+        user = await self.accounts.find_user(body.username_or_email)
+        # Count attempts per account, not per spelling: the email and the username of one user
+        # share a budget. Unknown identifiers are counted by themselves.
+        account = str(user["id"]) if user else body.username_or_email.strip().lower()
         limiter = self.security.limiter
-        decision = await limiter.hit(limiter.login_account, "login:" + body.username_or_email.strip().lower())
+        decision = await limiter.hit(limiter.login_account, "login:" + account)
         if decision is not None and not decision.allowed:
             raise RateLimited(
                 "Too many login attempts for this account; try again later.",
                 headers={"Retry-After": str(decision.retry_after)},
             )
-        user = await self.accounts.find_user(body.username_or_email)
         ok = await asyncio.to_thread(
             self.security.hasher.verify, body.password, user["password_hash"] if user else None
         )
@@ -256,7 +259,7 @@ class MemberService:
             changes.get("role", Role.admin.value) != Role.admin.value
             or changes.get("is_active", True) is False
         )
-        if loses_admin and await self.repo.count_active_admins() <= 1:
+        if loses_admin and not set(await self.repo.lock_active_admins()) - {user_id}:
             raise errors.LastAdmin()
         if not await self.repo.update_member(user_id, changes, expected):
             raise PreconditionFailed()
