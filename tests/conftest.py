@@ -40,6 +40,7 @@ def base_settings(**overrides: object) -> Settings:
         "rate_limit_auth": "100000/minute",
         "rate_limit_login_account": "100000/minute",
         "log_level": "WARNING",
+        "access_log": False,
         "db_pool_size": 10,
         "auto_migrate": False,
         "idempotency_wait_seconds": 10.0,

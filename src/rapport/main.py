@@ -140,7 +140,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         await db.dispose()
 
     middleware = [
-        Middleware(RequestContextMiddleware, metrics=settings.metrics_enabled),
+        Middleware(
+            RequestContextMiddleware,
+            metrics=settings.metrics_enabled,
+            access_log=settings.access_log,
+        ),
         Middleware(RateLimitMiddleware, limiter=limiter, keyring=keyring),
         Middleware(BodyMiddleware, max_bytes=settings.max_body_bytes),
         Middleware(IdempotencyMiddleware, store=IdempotencyStore(db, settings)),

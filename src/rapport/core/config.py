@@ -64,6 +64,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+    access_log: bool = True
     metrics_enabled: bool = True
 
     @field_validator("previous_secret_keys", "cors_origins", mode="before")

@@ -35,9 +35,10 @@ def header(scope: Scope, name: bytes) -> str | None:
 class RequestContextMiddleware:
     """Request id (echoed or made), structured access log, metrics, and a last-resort 500."""
 
-    def __init__(self, app: ASGIApp, metrics: bool = True) -> None:
+    def __init__(self, app: ASGIApp, metrics: bool = True, access_log: bool = True) -> None:
         self.app = app
         self.metrics = metrics
+        self.access_log = access_log
         self.templates: dict[object, str] | None = None  # endpoint → full path, made on first use
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -80,16 +81,9 @@ class RequestContextMiddleware:
             if self.metrics and scope.get("path") not in UNMETERED:
                 REQUESTS.labels(method, template, str(status)).inc()
                 LATENCY.labels(method, template).observe(elapsed)
-            if status >= 500:
-                log.error(
-                    "request",
-                    method=method,
-                    route=template,
-                    status=status,
-                    ms=round(elapsed * 1000, 2),
-                )
-            else:
-                log.debug(
+            if status >= 500 or self.access_log:
+                emit = log.error if status >= 500 else log.info
+                emit(
                     "request",
                     method=method,
                     route=template,
