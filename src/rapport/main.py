@@ -10,7 +10,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
@@ -41,6 +42,9 @@ HTTP_CODES = {
     413: ("payload_too_large", "The request body is too large."),
     415: ("unsupported_media_type", "Unsupported media type."),
 }
+
+INVALID_VALUE = "A value is out of range or of the wrong type."
+INTERNAL = "Something went wrong on our side; it has been logged."
 
 DESCRIPTION = """
 Rapport is a self-hostable CRM API. Every response is an envelope
@@ -75,27 +79,44 @@ def install_exception_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> EnvelopeResponse:
         code, message = HTTP_CODES.get(exc.status_code, ("http_error", "The request failed."))
-        if exc.status_code == 400 and isinstance(exc.detail, str):
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            code, message = "malformed_json", "The body could not be read as JSON."
+        elif exc.status_code == 400 and isinstance(exc.detail, str):
             message = exc.detail
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(PydanticValidationError)
+    async def model_error(_: Request, exc: PydanticValidationError) -> EnvelopeResponse:
+        # A model built inside a route (not from the request itself) still describes bad input.
+        details = [
+            {"field": _field(err.get("loc", ())), "reason": str(err.get("msg", ""))[:300]}
+            for err in exc.errors()[:50]
+        ]
+        return error_response(422, "validation_error", "The request is not valid.", details)
+
+    @app.exception_handler(StatementError)
+    async def bind_error(_: Request, exc: StatementError) -> EnvelopeResponse:
+        # A value a column type could not convert (e.g. a datetime past year 9999 once in UTC).
+        if isinstance(exc.orig, OverflowError | ValueError | TypeError):
+            return error_response(422, "invalid_value", INVALID_VALUE)
+        log.error("statement_error", error_type=type(exc.orig).__name__)
+        return error_response(500, "internal_error", INTERNAL)
 
     @app.exception_handler(DBAPIError)
     async def database_error(_: Request, exc: DBAPIError) -> EnvelopeResponse:
         # Never the database's own text: it can reveal schema and data.
-        if isinstance(exc, IntegrityError):
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+        if isinstance(exc, IntegrityError) or sqlstate.startswith("23"):
             return error_response(409, "conflict", "The change conflicts with existing data.")
-        if isinstance(exc, DataError):
-            return error_response(
-                422, "invalid_value", "A value is out of range or of the wrong type."
-            )
+        if isinstance(exc, DataError) or sqlstate.startswith("22"):
+            # SQLSTATE class 22, data exceptions: out of range, NUL in text, bad encoding...
+            return error_response(422, "invalid_value", INVALID_VALUE)
         if isinstance(exc, OperationalError) or exc.connection_invalidated:
             return error_response(
                 503, "database_unavailable", "The database is unavailable; try again shortly."
             )
         log.error("database_error", error_type=type(exc.orig).__name__)
-        return error_response(
-            500, "internal_error", "Something went wrong on our side; it has been logged."
-        )
+        return error_response(500, "internal_error", INTERNAL)
 
     @app.exception_handler(PoolTimeoutError)
     async def pool_timeout(_: Request, __: PoolTimeoutError) -> EnvelopeResponse:

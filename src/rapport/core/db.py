@@ -26,6 +26,10 @@ from rapport.core.config import Settings
 READ_OPTION = "rapport_read"
 
 
+def _unicode_lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _sqlite_engine(url: str, settings: Settings) -> AsyncEngine:
     parsed = make_url(url)
     memory = parsed.database in (None, "", ":memory:")
@@ -56,6 +60,8 @@ def _sqlite_engine(url: str, settings: Settings) -> AsyncEngine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        # SQLite's lower() folds ASCII only; searches and case-insensitive uniqueness need Unicode.
+        dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ RESERVED = frozenset(
     {"limit", "cursor", "sort_by", "sort_order", "search", "include_total", "include_deleted"}
 )
 MAX_VALUE_LENGTH = 500
+MAX_FILTERS = 50
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # the integer columns' range on every backend
 SORT_KEY = "_sort_key"
 MAX_ANY_OF = 100
 ME = "me"
@@ -45,6 +48,17 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _parse_int(raw: str) -> int:
+    value = int(raw)
+    if not INT_MIN <= value <= INT_MAX:
+        raise ValueError("is out of range")
+    return value
+
+
+def has_control_characters(value: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
+
+
 def _parse_datetime(raw: str) -> datetime:
     if len(raw) == 10:
         parsed = datetime.combine(date.fromisoformat(raw), datetime.min.time())
@@ -55,7 +69,7 @@ def _parse_datetime(raw: str) -> datetime:
 
 PARSERS: dict[type, Callable[[str], Any]] = {
     str: str,
-    int: int,
+    int: _parse_int,
     bool: _parse_bool,
     uuid.UUID: uuid.UUID,
     datetime: _parse_datetime,
@@ -76,6 +90,8 @@ class Filter:
     def parse(self, raw: str, *, user_id: uuid.UUID | None) -> Any:
         if len(raw) > MAX_VALUE_LENGTH:
             raise ValueError(f"is longer than {MAX_VALUE_LENGTH} characters")
+        if has_control_characters(raw):
+            raise ValueError("contains control characters")
         if self.type is uuid.UUID and raw == ME:
             if user_id is None:
                 raise ValueError("'me' needs a user credential")
@@ -179,8 +195,11 @@ class Listing:
         default_sort: str,
         default_order: Literal["asc", "desc"] = "desc",
         search: Sequence[ColumnElement[Any]] = (),
+        soft_delete: bool = True,
     ) -> None:
         assert default_sort in sorts
+        # Without soft delete, include_deleted means nothing: it is then an unknown parameter (422).
+        self.reserved = RESERVED if soft_delete else RESERVED - {"include_deleted"}
         self.id_column = id_column
         self.filters = filters
         self.sorts = sorts
@@ -250,6 +269,11 @@ class Listing:
             include_total: bool = Query(False, description="Also count all matching rows."),
             include_deleted: bool = Query(False, description="Admins: include soft-deleted rows."),
         ) -> ListParams:
+            if search and has_control_characters(search):
+                raise ValidationFailed(
+                    "The search text contains control characters.",
+                    details=[{"field": "query.search", "reason": "contains control characters"}],
+                )
             principal = getattr(request.state, "principal", None)
             user_id = getattr(principal, "user_id", None)
             params = ListParams(
@@ -267,6 +291,11 @@ class Listing:
 
         # Postponed annotations would leave the per-listing Literal as an unresolvable name.
         list_params.__annotations__["sort_by"] = sort_type
+        if "include_deleted" not in self.reserved:
+            signature = inspect.signature(list_params)
+            list_params.__signature__ = signature.replace(  # type: ignore[attr-defined]
+                parameters=[p for p in signature.parameters.values() if p.name != "include_deleted"]
+            )
         return list_params
 
     def parse_filters(
@@ -274,8 +303,14 @@ class Listing:
     ) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = []
         errors: list[dict[str, Any]] = []
+        if sum(1 for key, _ in items if key not in self.reserved) > MAX_FILTERS:
+            raise ValidationFailed(
+                f"At most {MAX_FILTERS} filters per request.",
+                code="invalid_filter",
+                details=[{"field": "query", "reason": f"more than {MAX_FILTERS} filters"}],
+            )
         for key, raw in items:
-            if key in RESERVED:
+            if key in self.reserved:
                 continue
             name, op = key, "eq"
             if key.endswith("]") and "[" in key:
@@ -314,14 +349,24 @@ class Listing:
             if c_sort != sort_by or c_order != order:
                 raise _cursor_error()
             sort = self.sorts[sort_by]
-            if value is None:
+            if value is None or not isinstance(row_id, str):
+                raise ValueError
+            if isinstance(value, str) and has_control_characters(value):
                 raise ValueError
             if sort.type is not str or not isinstance(value, str):
                 value = PARSERS[sort.type](str(value))
             return value, uuid.UUID(row_id)
         except ValidationFailed:
             raise
-        except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError) as exc:
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            AttributeError,
+            OverflowError,
+            binascii.Error,
+            orjson.JSONDecodeError,
+        ) as exc:
             raise _cursor_error() from exc
 
     # -- statement building --------------------------------------------------------------------

@@ -81,7 +81,8 @@ class ContractRoute(APIRoute):
             if has_body and request.method in BODY_METHODS:
                 content_type = request.headers.get("content-type", "")
                 media = content_type.split(";", 1)[0].strip().lower()
-                if content_type and not (
+                sent_body = bool(request.scope.get("state", {}).get("body"))
+                if (content_type or sent_body) and not (
                     _is_json(content_type) or (accepts_form and media in FORM_TYPES)
                 ):
                     raise UnsupportedMediaType(

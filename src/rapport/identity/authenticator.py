@@ -17,7 +17,11 @@ from rapport.core.clock import utcnow
 from rapport.core.db import Database
 from rapport.core.errors import Unauthorized
 from rapport.core.security import API_KEY_PREFIX, AccessClaims, TokenError, sha256_hex
-from rapport.identity.repository import AccountRepository, ApiKeyRepository, WorkspaceIdentityRepository
+from rapport.identity.repository import (
+    AccountRepository,
+    ApiKeyRepository,
+    WorkspaceIdentityRepository,
+)
 from rapport.identity.service import Security
 
 
@@ -45,11 +49,14 @@ class IdentityAuthenticator:
             try:
                 claims = self.security.keyring.decode_access(token)
             except TokenError as exc:
-                raise Unauthorized("The access token is invalid or expired.", code="invalid_token") from exc
+                raise Unauthorized(
+                    "The access token is invalid or expired.", code="invalid_token"
+                ) from exc
         cache_key = f"s:{claims.session_id}:{claims.user_id}:{claims.workspace_id}"
         principal = self.security.cache.get(cache_key)
         if principal is not None:
             return principal
+        generation = self.security.generation
         repo = WorkspaceIdentityRepository(session, claims.workspace_id)
         row = await repo.principal_row(claims.user_id, claims.session_id)
         if row is None or not row["is_active"] or row["revoked_at"] is not None:
@@ -61,7 +68,7 @@ class IdentityAuthenticator:
             credential="user",
             credential_id=claims.session_id,
         )
-        self.security.cache.put(cache_key, principal)
+        self._remember(cache_key, principal, generation)
         return principal
 
     async def _api_key(self, token: str) -> Principal:
@@ -69,6 +76,7 @@ class IdentityAuthenticator:
         cache_key = f"k:{key_hash}"
         principal = self.security.cache.get(cache_key)
         if principal is None:
+            generation = self.security.generation
             async with self.db.read_sessions() as session:
                 row = await AccountRepository(session).find_api_key(key_hash)
             if (
@@ -77,7 +85,9 @@ class IdentityAuthenticator:
                 or not row["owner_active"]
                 or (row["expires_at"] is not None and row["expires_at"] < utcnow())
             ):
-                raise Unauthorized("The API key is invalid, revoked or expired.", code="invalid_api_key")
+                raise Unauthorized(
+                    "The API key is invalid, revoked or expired.", code="invalid_api_key"
+                )
             principal = Principal(
                 user_id=row["created_by"],
                 workspace_id=row["workspace_id"],
@@ -85,9 +95,15 @@ class IdentityAuthenticator:
                 credential="api_key",
                 credential_id=row["id"],
             )
-            self.security.cache.put(cache_key, principal)
+            self._remember(cache_key, principal, generation)
         await self._touch(principal)
         return principal
+
+    def _remember(self, cache_key: str, principal: Principal, generation: int) -> None:
+        """Cache a principal unless a security change happened while it was being read: the row
+        may predate that change, and caching it would let it outlive the change."""
+        if self.security.generation == generation:
+            self.security.cache.put(cache_key, principal)
 
     async def _touch(self, principal: Principal) -> None:
         """Record last use at most once per `api_key_touch_seconds` per key and process."""

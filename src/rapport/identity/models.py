@@ -2,7 +2,7 @@
 rotating refresh tokens, API keys and invitations.
 
 Tables that belong to a workspace reference the membership with a composite foreign key
-(workspace_id, user_id), so a key, session or invitation can never point at another workspace's user.
+(workspace_id, user_id): a key, session or invitation can never point at another workspace's user.
 """
 
 from __future__ import annotations

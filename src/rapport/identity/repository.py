@@ -54,12 +54,15 @@ MEMBER_LISTING = Listing(
     filters={
         "role": Filter(memberships.c.role, choices=ROLES),
         "is_active": Filter(memberships.c.is_active, bool),
-        "created_at": Filter(memberships.c.created_at, datetime, ops=frozenset({"gt", "gte", "lt", "lte"})),
+        "created_at": Filter(
+            memberships.c.created_at, datetime, ops=frozenset({"gt", "gte", "lt", "lte"})
+        ),
     },
     sorts={"created_at": Sort(memberships.c.created_at, datetime), "email": Sort(users.c.email)},
     default_sort="created_at",
     default_order="asc",
     search=(users.c.email, users.c.full_name, users.c.username),
+    soft_delete=False,
 )
 
 
@@ -71,9 +74,11 @@ class AccountRepository:
 
     async def create_workspace(self, name: str) -> RowMapping:
         now = utcnow()
-        stmt = insert(workspaces).values(
-            id=new_id(), name=name, settings={}, created_at=now, updated_at=now, version=1
-        ).returning(workspaces)
+        stmt = (
+            insert(workspaces)
+            .values(id=new_id(), name=name, settings={}, created_at=now, updated_at=now, version=1)
+            .returning(workspaces)
+        )
         return (await self.session.execute(stmt)).mappings().one()
 
     async def get_workspace(self, workspace_id: uuid.UUID) -> RowMapping | None:
@@ -82,9 +87,11 @@ class AccountRepository:
 
     async def create_user(self, values: dict[str, Any]) -> RowMapping:
         now = utcnow()
-        stmt = insert(users).values(
-            id=new_id(), created_at=now, updated_at=now, version=1, **values
-        ).returning(users)
+        stmt = (
+            insert(users)
+            .values(id=new_id(), created_at=now, updated_at=now, version=1, **values)
+            .returning(users)
+        )
         return (await self.session.execute(stmt)).mappings().one()
 
     async def find_user(self, identifier: str) -> RowMapping | None:
@@ -96,15 +103,26 @@ class AccountRepository:
         conds = [users.c.email == email]
         if username:
             conds.append(users.c.username == username)
-        rows = (await self.session.execute(select(users.c.email, users.c.username).where(or_(*conds)))).all()
-        return any(r.email == email for r in rows), bool(username) and any(r.username == username for r in rows)
+        rows = (
+            await self.session.execute(select(users.c.email, users.c.username).where(or_(*conds)))
+        ).all()
+        return any(r.email == email for r in rows), bool(username) and any(
+            r.username == username for r in rows
+        )
 
     async def touch_login(self, user_id: uuid.UUID) -> None:
-        await self.session.execute(update(users).where(users.c.id == user_id).values(last_login_at=utcnow()))
+        await self.session.execute(
+            update(users).where(users.c.id == user_id).values(last_login_at=utcnow())
+        )
 
     async def memberships_of(self, user_id: uuid.UUID) -> list[RowMapping]:
         stmt = (
-            select(memberships.c.workspace_id, memberships.c.role, memberships.c.created_at, workspaces.c.name)
+            select(
+                memberships.c.workspace_id,
+                memberships.c.role,
+                memberships.c.created_at,
+                workspaces.c.name,
+            )
             .join(workspaces, workspaces.c.id == memberships.c.workspace_id)
             .where(memberships.c.user_id == user_id, memberships.c.is_active.is_(True))
             .order_by(memberships.c.created_at.desc())
@@ -117,7 +135,11 @@ class AccountRepository:
 
     async def find_refresh_token(self, token_hash: str) -> RowMapping | None:
         stmt = (
-            select(refresh_tokens, sessions_t.c.user_id, sessions_t.c.revoked_at.label("session_revoked_at"))
+            select(
+                refresh_tokens,
+                sessions_t.c.user_id,
+                sessions_t.c.revoked_at.label("session_revoked_at"),
+            )
             .join(
                 sessions_t,
                 and_(
@@ -166,8 +188,13 @@ class WorkspaceIdentityRepository:
         now = utcnow()
         await self.session.execute(
             insert(memberships).values(
-                workspace_id=self.workspace_id, user_id=user_id, role=role.value, is_active=True,
-                created_at=now, updated_at=now, version=1,
+                workspace_id=self.workspace_id,
+                user_id=user_id,
+                role=role.value,
+                is_active=True,
+                created_at=now,
+                updated_at=now,
+                version=1,
             )
         )
 
@@ -187,7 +214,9 @@ class WorkspaceIdentityRepository:
         stmt = MEMBER_LISTING.apply_page(self._members().where(*where), params)
         page = MEMBER_LISTING.page((await self.session.execute(stmt)).mappings().all(), params)
         if params.include_total:
-            count = select(func.count()).select_from(memberships.join(users, users.c.id == memberships.c.user_id))
+            count = select(func.count()).select_from(
+                memberships.join(users, users.c.id == memberships.c.user_id)
+            )
             count = count.where(memberships.c.workspace_id == self.workspace_id, *where)
             page.total = (await self.session.execute(count)).scalar_one()
         return page
@@ -251,11 +280,17 @@ class WorkspaceIdentityRepository:
         )
         return session_id
 
-    async def add_refresh_token(self, session_id: uuid.UUID, token_hash: str, expires_at: datetime) -> None:
+    async def add_refresh_token(
+        self, session_id: uuid.UUID, token_hash: str, expires_at: datetime
+    ) -> None:
         await self.session.execute(
             insert(refresh_tokens).values(
-                workspace_id=self.workspace_id, id=new_id(), session_id=session_id,
-                token_hash=token_hash, created_at=utcnow(), expires_at=expires_at,
+                workspace_id=self.workspace_id,
+                id=new_id(),
+                session_id=session_id,
+                token_hash=token_hash,
+                created_at=utcnow(),
+                expires_at=expires_at,
             )
         )
 
@@ -310,6 +345,7 @@ INVITATION_LISTING = Listing(
     sorts={"created_at": Sort(invitations.c.created_at, datetime)},
     default_sort="created_at",
     search=(invitations.c.email,),
+    soft_delete=False,
 )
 
 API_KEY_LISTING = Listing(
@@ -321,4 +357,5 @@ API_KEY_LISTING = Listing(
     sorts={"created_at": Sort(api_keys.c.created_at, datetime), "name": Sort(api_keys.c.name)},
     default_sort="created_at",
     search=(api_keys.c.name,),
+    soft_delete=False,
 )

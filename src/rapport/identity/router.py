@@ -48,28 +48,44 @@ PUBLIC_ERRORS = errors(400, 401, 403, 409, 422, 429, common=False)
 
 
 @auth_router.post(
-    "/register", name="auth-register", summary="Sign up: a new workspace, or join one by invitation",
-    status_code=201, response_model=Envelope[TokenPair], responses=PUBLIC_ERRORS, openapi_extra=PUBLIC,
+    "/register",
+    name="auth-register",
+    summary="Sign up: a new workspace, or join one by invitation",
+    status_code=201,
+    response_model=Envelope[TokenPair],
+    responses=PUBLIC_ERRORS,
+    openapi_extra=PUBLIC,
 )
-async def register(body: RegisterRequest, session: SessionDep, security: SecurityDep) -> EnvelopeResponse:
+async def register(
+    body: RegisterRequest, session: SessionDep, security: SecurityDep
+) -> EnvelopeResponse:
     return ok(await AuthService(session, security).register(body), status_code=201)
 
 
 @auth_router.post(
-    "/login", name="auth-login", summary="Log in with username or email and password",
-    response_model=Envelope[TokenPair], responses=PUBLIC_ERRORS, openapi_extra=PUBLIC,
+    "/login",
+    name="auth-login",
+    summary="Log in with username or email and password",
+    response_model=Envelope[TokenPair],
+    responses=PUBLIC_ERRORS,
+    openapi_extra=PUBLIC,
 )
 async def login(body: LoginRequest, session: SessionDep, security: SecurityDep) -> EnvelopeResponse:
     return ok(await AuthService(session, security).login(body))
 
 
 @auth_router.post(
-    "/token", name="auth-token",
-    summary="OAuth2 password flow (form) for Swagger's Authorize button; answers the bare OAuth2 shape",
-    response_model=OAuth2Token, responses=PUBLIC_ERRORS, openapi_extra=PUBLIC,
+    "/token",
+    name="auth-token",
+    summary="OAuth2 password form for Swagger's Authorize button (answers the bare OAuth2 shape)",
+    response_model=OAuth2Token,
+    responses=PUBLIC_ERRORS,
+    openapi_extra=PUBLIC,
 )
 async def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, security: SecurityDep
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    security: SecurityDep,
 ) -> EnvelopeResponse:
     result = await AuthService(session, security).login(
         LoginRequest(username_or_email=form.username, password=form.password)
@@ -79,39 +95,59 @@ async def token(
 
 
 @auth_router.post(
-    "/refresh", name="auth-refresh",
+    "/refresh",
+    name="auth-refresh",
     summary="Swap a refresh token for new tokens (rotation; a reused token revokes its session)",
-    response_model=Envelope[TokenPair], responses=PUBLIC_ERRORS, openapi_extra=PUBLIC,
+    response_model=Envelope[TokenPair],
+    responses=PUBLIC_ERRORS,
+    openapi_extra=PUBLIC,
 )
-async def refresh(body: RefreshRequest, session: SessionDep, security: SecurityDep) -> EnvelopeResponse:
+async def refresh(
+    body: RefreshRequest, session: SessionDep, security: SecurityDep
+) -> EnvelopeResponse:
     return ok(await AuthService(session, security).refresh(body.refresh_token))
 
 
 @auth_router.post(
-    "/logout", name="auth-logout", summary="End the current session (its access and refresh tokens)",
-    response_model=Envelope[dict[str, bool]], responses=errors(400),
+    "/logout",
+    name="auth-logout",
+    summary="End the current session (its access and refresh tokens)",
+    response_model=Envelope[dict[str, bool]],
+    responses=errors(400),
 )
-async def logout(principal: PrincipalDep, session: SessionDep, security: SecurityDep) -> EnvelopeResponse:
+async def logout(
+    principal: PrincipalDep, session: SessionDep, security: SecurityDep
+) -> EnvelopeResponse:
     await AuthService(session, security).logout(principal)
     return ok({"logged_out": True})
 
 
 @auth_router.get(
-    "/me", name="auth-me", summary="The caller: user, workspace, role and credential type",
-    response_model=Envelope[Me], responses=errors(),
+    "/me",
+    name="auth-me",
+    summary="The caller: user, workspace, role and credential type",
+    response_model=Envelope[Me],
+    responses=errors(),
 )
-async def me(principal: PrincipalDep, session: SessionDep, security: SecurityDep) -> EnvelopeResponse:
+async def me(
+    principal: PrincipalDep, session: SessionDep, security: SecurityDep
+) -> EnvelopeResponse:
     return ok(await AuthService(session, security).me(principal))
 
 
 # -- members --------------------------------------------------------------------------------------
 @users_router.get(
-    "", name="users-list", summary="List the workspace's users (admin)",
-    response_model=ListEnvelope[UserRead], responses=errors(),
+    "",
+    name="users-list",
+    summary="List the workspace's users (admin)",
+    response_model=ListEnvelope[UserRead],
+    responses=errors(),
     openapi_extra={"parameters": MEMBER_LISTING.openapi_parameters()},
 )
 async def list_users(
-    principal: AdminDep, session: SessionDep, security: SecurityDep,
+    principal: AdminDep,
+    session: SessionDep,
+    security: SecurityDep,
     params: Annotated[ListParams, Depends(MEMBER_LISTING.params)],
 ) -> EnvelopeResponse:
     page = await MemberService(session, security, principal).list(params)
@@ -119,8 +155,12 @@ async def list_users(
 
 
 @users_router.post(
-    "/invitations", name="users-invite", summary="Invite someone by email with a role (admin)",
-    status_code=201, response_model=Envelope[InvitationCreated], responses=errors(409),
+    "/invitations",
+    name="users-invite",
+    summary="Invite someone by email with a role (admin)",
+    status_code=201,
+    response_model=Envelope[InvitationCreated],
+    responses=errors(409),
 )
 async def invite(
     body: InvitationCreate, principal: AdminDep, session: SessionDep, security: SecurityDep
@@ -129,12 +169,17 @@ async def invite(
 
 
 @users_router.get(
-    "/invitations", name="users-invitations-list", summary="List invitations (admin)",
-    response_model=ListEnvelope[InvitationRead], responses=errors(),
+    "/invitations",
+    name="users-invitations-list",
+    summary="List invitations (admin)",
+    response_model=ListEnvelope[InvitationRead],
+    responses=errors(),
     openapi_extra={"parameters": INVITATION_LISTING.openapi_parameters()},
 )
 async def list_invitations(
-    principal: AdminDep, session: SessionDep, security: SecurityDep,
+    principal: AdminDep,
+    session: SessionDep,
+    security: SecurityDep,
     params: Annotated[ListParams, Depends(INVITATION_LISTING.params)],
 ) -> EnvelopeResponse:
     page = await MemberService(session, security, principal).invitations(params)
@@ -142,8 +187,11 @@ async def list_invitations(
 
 
 @users_router.delete(
-    "/invitations/{invitation_id}", name="users-invitations-revoke", summary="Revoke an invitation (admin)",
-    response_model=Envelope[Deleted], responses=errors(404),
+    "/invitations/{invitation_id}",
+    name="users-invitations-revoke",
+    summary="Revoke an invitation (admin)",
+    response_model=Envelope[Deleted],
+    responses=errors(404),
 )
 async def revoke_invitation(
     invitation_id: uuid.UUID, principal: AdminDep, session: SessionDep, security: SecurityDep
@@ -153,8 +201,11 @@ async def revoke_invitation(
 
 
 @users_router.get(
-    "/{user_id}", name="users-get", summary="Get one user of the workspace (admin)",
-    response_model=Envelope[UserRead], responses=errors(404),
+    "/{user_id}",
+    name="users-get",
+    summary="Get one user of the workspace (admin)",
+    response_model=Envelope[UserRead],
+    responses=errors(404),
 )
 async def get_user(
     user_id: uuid.UUID, principal: AdminDep, session: SessionDep, security: SecurityDep
@@ -164,13 +215,19 @@ async def get_user(
 
 
 @users_router.patch(
-    "/{user_id}", name="users-update",
+    "/{user_id}",
+    name="users-update",
     summary="Change a user's role or deactivate them (admin); takes effect at once",
-    response_model=Envelope[UserRead], responses=errors(404, 409, 412),
+    response_model=Envelope[UserRead],
+    responses=errors(404, 409, 412),
 )
 async def update_user(
-    user_id: uuid.UUID, body: UserUpdate, principal: AdminDep, session: SessionDep,
-    security: SecurityDep, if_match: IfMatchDep,
+    user_id: uuid.UUID,
+    body: UserUpdate,
+    principal: AdminDep,
+    session: SessionDep,
+    security: SecurityDep,
+    if_match: IfMatchDep,
 ) -> EnvelopeResponse:
     row = await MemberService(session, security, principal).update(user_id, body, if_match)
     return ok(member_read(row), headers=etag_headers(row["version"]))
@@ -178,8 +235,12 @@ async def update_user(
 
 # -- API keys --------------------------------------------------------------------------------------
 @api_keys_router.post(
-    "", name="api-keys-create", summary="Create an API key (admin); the key is shown once",
-    status_code=201, response_model=Envelope[ApiKeyCreated], responses=errors(),
+    "",
+    name="api-keys-create",
+    summary="Create an API key (admin); the key is shown once",
+    status_code=201,
+    response_model=Envelope[ApiKeyCreated],
+    responses=errors(),
 )
 async def create_api_key(
     body: ApiKeyCreate, principal: AdminDep, session: SessionDep, security: SecurityDep
@@ -188,12 +249,17 @@ async def create_api_key(
 
 
 @api_keys_router.get(
-    "", name="api-keys-list", summary="List API keys (admin); secrets are never shown again",
-    response_model=ListEnvelope[ApiKeyRead], responses=errors(),
+    "",
+    name="api-keys-list",
+    summary="List API keys (admin); secrets are never shown again",
+    response_model=ListEnvelope[ApiKeyRead],
+    responses=errors(),
     openapi_extra={"parameters": API_KEY_LISTING.openapi_parameters()},
 )
 async def list_api_keys(
-    principal: AdminDep, session: SessionDep, security: SecurityDep,
+    principal: AdminDep,
+    session: SessionDep,
+    security: SecurityDep,
     params: Annotated[ListParams, Depends(API_KEY_LISTING.params)],
 ) -> EnvelopeResponse:
     page = await ApiKeyService(session, security, principal).list(params)
@@ -201,8 +267,11 @@ async def list_api_keys(
 
 
 @api_keys_router.delete(
-    "/{key_id}", name="api-keys-revoke", summary="Revoke an API key (admin); it stops working at once",
-    response_model=Envelope[Deleted], responses=errors(404),
+    "/{key_id}",
+    name="api-keys-revoke",
+    summary="Revoke an API key (admin); it stops working at once",
+    response_model=Envelope[Deleted],
+    responses=errors(404),
 )
 async def revoke_api_key(
     key_id: uuid.UUID, principal: AdminDep, session: SessionDep, security: SecurityDep

@@ -27,8 +27,12 @@ def normalise_username(value: str) -> str:
     return value.lower()
 
 
-Email = Annotated[str, Field(max_length=320, examples=["ada@example.com"]), AfterValidator(normalise_email)]
-Username = Annotated[str, Field(max_length=64, examples=["ada"]), AfterValidator(normalise_username)]
+Email = Annotated[
+    str, Field(max_length=320, examples=["ada@example.com"]), AfterValidator(normalise_email)
+]
+Username = Annotated[
+    str, Field(max_length=64, examples=["ada"]), AfterValidator(normalise_username)
+]
 Password = Annotated[str, Field(min_length=8, max_length=256, examples=["correct horse battery"])]
 
 
@@ -48,7 +52,9 @@ class RegisterRequest(Input):
 class LoginRequest(Input):
     username_or_email: str = Field(min_length=1, max_length=320, examples=["ada@example.com"])
     password: str = Field(min_length=1, max_length=256, examples=["correct horse battery"])
-    workspace_id: uuid.UUID | None = Field(None, description="Workspace to sign in to (default: the latest joined).")
+    workspace_id: uuid.UUID | None = Field(
+        None, description="Workspace to sign in to (default: the latest joined)."
+    )
 
 
 class RefreshRequest(Input):
@@ -119,7 +125,9 @@ class InvitationRead(BaseModel):
 
 
 class InvitationCreated(InvitationRead):
-    token: str = Field(description="Shown once: pass it to POST /auth/register as invitation_token.")
+    token: str = Field(
+        description="Shown once: pass it to POST /auth/register as invitation_token."
+    )
 
 
 class ApiKeyCreate(Input):

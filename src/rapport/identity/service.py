@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,6 +50,25 @@ class Security:
     hasher: PasswordHasher
     cache: PrincipalCache
     limiter: RateLimiter
+    # Bumped by every forget_principals(): a lookup that began before a bump does not cache its
+    # result, which may predate the change (see IdentityAuthenticator).
+    generation: int = 0
+
+    def forget_principals(self) -> None:
+        self.generation += 1
+        self.cache.invalidate()
+
+    def forget_principals_on_commit(self, session: AsyncSession) -> None:
+        """Drop the cached principals now and again once this request's transaction commits.
+
+        Dropping them only before the commit leaves a window in which a concurrent request reads
+        the old, still committed state and caches it for `auth_cache_seconds`: a deactivated
+        user, an ended session or a revoked key would keep working that long.
+        """
+        self.forget_principals()
+        event.listen(
+            session.sync_session, "after_commit", lambda _: self.forget_principals(), once=True
+        )
 
 
 def member_read(row: RowMapping) -> dict[str, Any]:
@@ -67,17 +87,40 @@ def member_read(row: RowMapping) -> dict[str, Any]:
 
 
 def api_key_read(row: RowMapping) -> dict[str, Any]:
-    return {k: row[k] for k in (
-        "id", "name", "prefix", "role", "created_by", "last_used_at", "expires_at",
-        "revoked_at", "created_at", "updated_at", "version",
-    )}
+    return {
+        k: row[k]
+        for k in (
+            "id",
+            "name",
+            "prefix",
+            "role",
+            "created_by",
+            "last_used_at",
+            "expires_at",
+            "revoked_at",
+            "created_at",
+            "updated_at",
+            "version",
+        )
+    }
 
 
 def invitation_read(row: RowMapping) -> dict[str, Any]:
-    return {k: row[k] for k in (
-        "id", "email", "role", "invited_by", "expires_at", "accepted_at", "revoked_at",
-        "created_at", "updated_at", "version",
-    )}
+    return {
+        k: row[k]
+        for k in (
+            "id",
+            "email",
+            "role",
+            "invited_by",
+            "expires_at",
+            "accepted_at",
+            "revoked_at",
+            "created_at",
+            "updated_at",
+            "version",
+        )
+    }
 
 
 class AuthService:
@@ -124,15 +167,21 @@ class AuthService:
                 raise errors.InvitationEmailMismatch()
         elif not self.security.settings.allow_signup:
             raise errors.SignupDisabled()
-        email_taken, username_taken = await self.accounts.email_or_username_taken(body.email, body.username)
+        email_taken, username_taken = await self.accounts.email_or_username_taken(
+            body.email, body.username
+        )
         if email_taken:
             raise errors.EmailTaken()
         if username_taken:
             raise errors.UsernameTaken()
         password_hash = await asyncio.to_thread(self.security.hasher.hash, body.password)
         user = await self.accounts.create_user(
-            {"email": body.email, "username": body.username, "full_name": body.full_name,
-             "password_hash": password_hash}
+            {
+                "email": body.email,
+                "username": body.username,
+                "full_name": body.full_name,
+                "password_hash": password_hash,
+            }
         )
         if invitation is not None:
             workspace = await self.accounts.get_workspace(invitation["workspace_id"])
@@ -146,9 +195,12 @@ class AuthService:
                 body.workspace_name or f"{body.full_name}'s workspace"
             )
             role = Role.admin
-        await WorkspaceIdentityRepository(self.session, workspace["id"]).add_member(user["id"], role)
+        members = WorkspaceIdentityRepository(self.session, workspace["id"])
+        await members.add_member(user["id"], role)
         await events.record(
-            self.session, workspace_id=workspace["id"], type="user.joined",
+            self.session,
+            workspace_id=workspace["id"],
+            type="user.joined",
             data={"id": user["id"], "email": user["email"], "role": role.value},
             resource_id=user["id"],
         )
@@ -190,7 +242,7 @@ class AuthService:
             # A spent token came back: someone holds a copy. End the whole family.
             await repo.revoke_session(row["session_id"], "refresh_token_reused")
             await self.session.commit()  # the revocation must stick although the request fails
-            self.security.cache.invalidate()
+            self.security.forget_principals()
             raise errors.RefreshTokenReused()
         member = await repo.member(row["user_id"])
         if member is None or not member["is_active"]:
@@ -200,7 +252,9 @@ class AuthService:
         refresh = await self._new_refresh(repo, row["session_id"])
         return {
             "access_token": self.security.keyring.issue_access(
-                user_id=row["user_id"], workspace_id=row["workspace_id"], role=member["role"],
+                user_id=row["user_id"],
+                workspace_id=row["workspace_id"],
+                role=member["role"],
                 session_id=row["session_id"],
             ),
             "refresh_token": refresh,
@@ -212,10 +266,12 @@ class AuthService:
 
     async def logout(self, principal: Principal) -> None:
         if principal.credential != "user":
-            raise BadRequest("API keys have no session; revoke the key instead.", code="not_a_session")
+            raise BadRequest(
+                "API keys have no session; revoke the key instead.", code="not_a_session"
+            )
         repo = WorkspaceIdentityRepository(self.session, principal.workspace_id)
         await repo.revoke_session(principal.credential_id, "logout")
-        self.security.cache.invalidate()
+        self.security.forget_principals_on_commit(self.session)
 
     async def me(self, principal: Principal) -> dict[str, Any]:
         repo = WorkspaceIdentityRepository(self.session, principal.workspace_id)
@@ -248,26 +304,36 @@ class MemberService:
             raise errors.UserNotFound()
         return member
 
-    async def update(self, user_id: uuid.UUID, body: UserUpdate, expected: int | None) -> RowMapping:
+    async def update(
+        self, user_id: uuid.UUID, body: UserUpdate, expected: int | None
+    ) -> RowMapping:
         member = await self.get(user_id)
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
         if "role" in changes:
             changes["role"] = Role(changes["role"]).value
         if not changes:
             return member
-        loses_admin = member["role"] == Role.admin.value and member["is_active"] and (
-            changes.get("role", Role.admin.value) != Role.admin.value
-            or changes.get("is_active", True) is False
+        loses_admin = (
+            member["role"] == Role.admin.value
+            and member["is_active"]
+            and (
+                changes.get("role", Role.admin.value) != Role.admin.value
+                or changes.get("is_active", True) is False
+            )
         )
         if loses_admin and not set(await self.repo.lock_active_admins()) - {user_id}:
             raise errors.LastAdmin()
         if not await self.repo.update_member(user_id, changes, expected):
             raise PreconditionFailed()
-        self.security.cache.invalidate()
+        self.security.forget_principals_on_commit(self.session)
         updated = await self.get(user_id)
         await events.record(
-            self.session, workspace_id=self.principal.workspace_id, type="user.updated",
-            data={"id": user_id, "changes": changes}, principal=self.principal, resource_id=user_id,
+            self.session,
+            workspace_id=self.principal.workspace_id,
+            type="user.updated",
+            data={"id": user_id, "changes": changes},
+            principal=self.principal,
+            resource_id=user_id,
         )
         return updated
 
@@ -275,14 +341,22 @@ class MemberService:
     async def invite(self, body: InvitationCreate) -> dict[str, Any]:
         token = INVITATION_PREFIX + new_secret()
         repo = InvitationRepository(self.session, self.principal.workspace_id)
-        row = await repo.insert({
-            "email": body.email, "role": body.role.value, "token_hash": sha256_hex(token),
-            "invited_by": self.principal.user_id,
-            "expires_at": utcnow() + timedelta(days=self.security.settings.invitation_days),
-        })
+        row = await repo.insert(
+            {
+                "email": body.email,
+                "role": body.role.value,
+                "token_hash": sha256_hex(token),
+                "invited_by": self.principal.user_id,
+                "expires_at": utcnow() + timedelta(days=self.security.settings.invitation_days),
+            }
+        )
         await events.record(
-            self.session, workspace_id=self.principal.workspace_id, type="invitation.created",
-            data=invitation_read(row), principal=self.principal, resource_id=row["id"],
+            self.session,
+            workspace_id=self.principal.workspace_id,
+            type="invitation.created",
+            data=invitation_read(row),
+            principal=self.principal,
+            resource_id=row["id"],
         )
         return {**invitation_read(row), "token": token}
 
@@ -310,13 +384,23 @@ class ApiKeyService:
             raise errors.RoleTooHigh()
         secret = new_secret()
         key = f"{API_KEY_PREFIX}{secret}"
-        row = await self.repo.insert({
-            "name": body.name, "prefix": key[:12], "key_hash": sha256_hex(key), "role": body.role.value,
-            "created_by": self.principal.user_id, "expires_at": body.expires_at,
-        })
+        row = await self.repo.insert(
+            {
+                "name": body.name,
+                "prefix": key[:12],
+                "key_hash": sha256_hex(key),
+                "role": body.role.value,
+                "created_by": self.principal.user_id,
+                "expires_at": body.expires_at,
+            }
+        )
         await events.record(
-            self.session, workspace_id=self.principal.workspace_id, type="api_key.created",
-            data=api_key_read(row), principal=self.principal, resource_id=row["id"],
+            self.session,
+            workspace_id=self.principal.workspace_id,
+            type="api_key.created",
+            data=api_key_read(row),
+            principal=self.principal,
+            resource_id=row["id"],
         )
         return {**api_key_read(row), "key": key}
 
@@ -328,8 +412,12 @@ class ApiKeyService:
         if row is None or row["revoked_at"] is not None:
             raise errors.ApiKeyNotFound()
         await self.repo.update(key_id, {"revoked_at": utcnow()})
-        self.security.cache.invalidate()
+        self.security.forget_principals_on_commit(self.session)
         await events.record(
-            self.session, workspace_id=self.principal.workspace_id, type="api_key.revoked",
-            data={"id": key_id}, principal=self.principal, resource_id=key_id,
+            self.session,
+            workspace_id=self.principal.workspace_id,
+            type="api_key.revoked",
+            data={"id": key_id},
+            principal=self.principal,
+            resource_id=key_id,
         )
