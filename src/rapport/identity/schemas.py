@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from rapport.core.auth import Role
+from rapport.core.clock import utcnow
 
 USERNAME = re.compile(r"^[a-zA-Z0-9_.\-]{3,64}$")
 
@@ -130,10 +131,30 @@ class InvitationCreated(InvitationRead):
     )
 
 
+def future_instant(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("needs a time zone, e.g. 2027-01-01T00:00:00Z")
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("is out of range") from exc
+    if in_utc <= utcnow():
+        raise ValueError("must be in the future")
+    if in_utc.year >= 9999:
+        raise ValueError("is too far in the future")
+    return value
+
+
 class ApiKeyCreate(Input):
     name: str = Field(min_length=1, max_length=200, examples=["Zapier sync"])
     role: Role = Role.member
-    expires_at: datetime | None = None
+    expires_at: Annotated[datetime | None, AfterValidator(future_instant)] = Field(
+        None,
+        description="When the key stops working (omit for no expiry).",
+        examples=["2027-01-01T00:00:00Z"],
+    )
 
 
 class ApiKeyRead(BaseModel):
