@@ -159,6 +159,8 @@ def serve(
         loop="uvloop",
         http="httptools",
         access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level="warning",
     )
 

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    # Proxies whose X-Forwarded-For/-Proto are trusted for the client address (per-IP limits).
+    forwarded_allow_ips: str = "127.0.0.1"
     data_dir: Path = DEFAULT_DATA_DIR
 
     # Data layer. The embedded default is SQLite in `data_dir`; PostgreSQL via postgresql+asyncpg://.
