@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, Uuid
+from sqlalchemy import JSON, DateTime, ForeignKey, ForeignKeyConstraint, Integer, MetaData, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -54,7 +54,12 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime, uuid.UUID: Uuid, dict[str, Any]: JSONType}
+    type_annotation_map = {
+        datetime: UTCDateTime,
+        uuid.UUID: Uuid,
+        dict[str, Any]: JSONType,
+        list[str]: JSONType,
+    }
 
 
 class TimestampMixin:
@@ -81,3 +86,22 @@ class TenantMixin:
 
 class RecordMixin(TenantMixin, TimestampMixin, VersionMixin):
     """A workspace record with the contract's bookkeeping columns."""
+
+
+class UserFacingMixin:
+    """What API.md gives every user-facing record: tags and validated custom fields."""
+
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+def member_fk(column: str) -> ForeignKeyConstraint:
+    """(workspace_id, <column>) → a membership of the same workspace (owners, authors...)."""
+    return ForeignKeyConstraint(
+        ["workspace_id", column], ["membership.workspace_id", "membership.user_id"]
+    )
+
+
+def record_fk(column: str, table: str) -> ForeignKeyConstraint:
+    """(workspace_id, <column>) → a record of the same workspace: no reference can cross tenants."""
+    return ForeignKeyConstraint(["workspace_id", column], [f"{table}.workspace_id", f"{table}.id"])

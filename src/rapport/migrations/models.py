@@ -15,3 +15,11 @@ from rapport.identity.models import (  # noqa: F401
 from rapport.tags.models import Tag  # noqa: F401
 
 metadata = Base.metadata
+from rapport.activities.models import Activity  # noqa: E402,F401
+from rapport.companies.models import Company  # noqa: E402,F401
+from rapport.contacts.models import Contact, ContactCompany  # noqa: E402,F401
+from rapport.custom_fields.models import CustomFieldDefinition  # noqa: E402,F401
+from rapport.deals.models import Deal, DealStageChange, Pipeline, Stage  # noqa: E402,F401
+from rapport.leads.models import Lead  # noqa: E402,F401
+from rapport.search.models import SearchDocument  # noqa: E402,F401
+from rapport.tasks.models import Task  # noqa: E402,F401
