@@ -21,7 +21,7 @@ def test_db_upgrade_create_admin_and_demo(tmp_path, monkeypatch):
         assert result.exit_code == 0, result.output
         assert (tmp_path / "rapport.db").exists()
         current = runner.invoke(app, ["db", "current"])
-        assert current.exit_code == 0 and "0001" in current.output
+        assert current.exit_code == 0 and current.output.strip()[:4].isdigit()
         args = [
             "users",
             "create-admin",

@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, Select, func, or_, tuple_
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from rapport.core.errors import ValidationFailed
+from rapport.core.jsonsql import json_array_has
 
 Op = Literal["eq", "in", "gt", "gte", "lt", "lte"]
 EQUALITY: frozenset[str] = frozenset({"eq", "in"})
@@ -33,6 +34,7 @@ RESERVED = frozenset(
 )
 MAX_VALUE_LENGTH = 500
 MAX_FILTERS = 50
+CUSTOM_PREFIX = "cf."
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # the integer columns' range on every backend
 SORT_KEY = "_sort_key"
 MAX_ANY_OF = 100
@@ -86,6 +88,8 @@ class Filter:
     ops: frozenset[str] = EQUALITY
     choices: tuple[str, ...] | None = None
     description: str = ""
+    # A custom predicate (op, values) → clause, for fields that are not plain columns (tags).
+    builder: Callable[[str, list[Any]], ColumnElement[bool]] | None = None
 
     def parse(self, raw: str, *, user_id: uuid.UUID | None) -> Any:
         if len(raw) > MAX_VALUE_LENGTH:
@@ -104,6 +108,8 @@ class Filter:
             raise ValueError(f"is not a valid {self.type.__name__}") from exc
 
     def clause(self, op: str, value: Any) -> ColumnElement[bool]:
+        if self.builder is not None:
+            return self.builder(op, value if op == "in" else [value])
         col = self.column
         if op == "in":
             return col.in_(value)
@@ -114,6 +120,15 @@ class Filter:
             "lt": col.__lt__,
             "lte": col.__le__,
         }[op](value)
+
+
+def tag_filter(column: ColumnElement[Any]) -> Filter:
+    """`tag=vip` (or `tag=vip,emea`: any of them) on a JSON array of tags."""
+
+    def build(_op: str, values: list[Any]) -> ColumnElement[bool]:
+        return or_(*(json_array_has(column, v) for v in values))
+
+    return Filter(column, str, EQUALITY, builder=build, description="Has this tag.")
 
 
 @dataclass(frozen=True)
@@ -134,6 +149,8 @@ class ListParams:
     include_total: bool = False
     include_deleted: bool = False
     filters: list[ColumnElement[bool]] = field(default_factory=list)
+    # `cf.<name>[op]=value` filters, resolved against the custom field definitions by the service.
+    custom_filters: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -196,10 +213,14 @@ class Listing:
         default_order: Literal["asc", "desc"] = "desc",
         search: Sequence[ColumnElement[Any]] = (),
         soft_delete: bool = True,
+        custom_fields: bool = False,
+        search_builder: Callable[[str], ColumnElement[bool]] | None = None,
     ) -> None:
         assert default_sort in sorts
         # Without soft delete, include_deleted means nothing: it is then an unknown parameter (422).
         self.reserved = RESERVED if soft_delete else RESERVED - {"include_deleted"}
+        self.custom_fields = custom_fields
+        self.search_builder = search_builder
         self.id_column = id_column
         self.filters = filters
         self.sorts = sorts
@@ -284,7 +305,11 @@ class Listing:
                 include_total=include_total,
                 include_deleted=include_deleted,
             )
-            params.filters = listing.parse_filters(request.query_params.multi_items(), user_id)
+            items = request.query_params.multi_items()
+            if listing.custom_fields:
+                params.custom_filters = listing.split_custom_filters(items)
+                items = [(k, v) for k, v in items if not k.startswith(CUSTOM_PREFIX)]
+            params.filters = listing.parse_filters(items, user_id)
             if cursor:
                 params.cursor = listing.decode_cursor(cursor, sort_by, sort_order)
             return params
@@ -297,6 +322,23 @@ class Listing:
                 parameters=[p for p in signature.parameters.values() if p.name != "include_deleted"]
             )
         return list_params
+
+    @staticmethod
+    def split_custom_filters(items: Sequence[tuple[str, str]]) -> list[tuple[str, str, str]]:
+        found = []
+        for key, raw in items:
+            if not key.startswith(CUSTOM_PREFIX):
+                continue
+            name, op = key[len(CUSTOM_PREFIX) :], "eq"
+            if name.endswith("]") and "[" in name:
+                name, _, rest = name.partition("[")
+                op = rest[:-1]
+            found.append((name, op, raw))
+        if len(found) > MAX_FILTERS:
+            raise ValidationFailed(
+                f"At most {MAX_FILTERS} filters per request.", code="invalid_filter"
+            )
+        return found
 
     def parse_filters(
         self, items: Sequence[tuple[str, str]], user_id: uuid.UUID | None
@@ -371,12 +413,14 @@ class Listing:
 
     # -- statement building --------------------------------------------------------------------
     def search_clause(self, term: str) -> ColumnElement[bool]:
+        if self.search_builder is not None:
+            return self.search_builder(term)
         pattern = f"%{escape_like(term.lower())}%"
         return or_(*(func.lower(col).like(pattern, escape="\\") for col in self.search_columns))
 
     def where(self, params: ListParams) -> list[ColumnElement[bool]]:
         clauses = list(params.filters)
-        if params.search and self.search_columns:
+        if params.search and (self.search_columns or self.search_builder):
             clauses.append(self.search_clause(params.search))
         return clauses
 

@@ -5,21 +5,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from rapport.core.auth import Role
 from rapport.core.clock import utcnow
+from rapport.core.values import normalise_email
 
 USERNAME = re.compile(r"^[a-zA-Z0-9_.\-]{3,64}$")
-
-
-def normalise_email(value: str) -> str:
-    try:
-        info = validate_email(value, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise ValueError(str(exc)) from exc
-    return info.normalized.lower()
 
 
 def normalise_username(value: str) -> str:

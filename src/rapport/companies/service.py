@@ -1,0 +1,121 @@
+"""Companies: the rules of the record every other record module copies."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+from rapport.companies.errors import CompanyDomainTaken, CompanyNotFound
+from rapport.companies.repository import COMPANY_LISTING, CompanyRepository
+from rapport.companies.schemas import CompanyBulkUpdate, CompanyCreate, CompanyUpdate
+from rapport.core.bulk import run_bulk
+from rapport.core.values import phone_e164
+from rapport.records.service import RecordService, SearchDoc
+
+FIELDS = (
+    "id",
+    "name",
+    "domain",
+    "industry",
+    "size",
+    "phone",
+    "phone_e164",
+    "address",
+    "notes",
+    "tags",
+    "custom_fields",
+    "owner_id",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "version",
+)
+
+
+def company_read(row: RowMapping) -> dict[str, Any]:
+    return {f: row[f] for f in FIELDS}
+
+
+class CompanyService(RecordService):
+    resource = "company"
+    repository_class = CompanyRepository
+    listing = COMPANY_LISTING
+    not_found = CompanyNotFound
+    searchable = True
+    repo: CompanyRepository
+
+    def read(self, row: RowMapping) -> dict[str, Any]:
+        return company_read(row)
+
+    def search_document(self, row: RowMapping) -> SearchDoc:
+        return SearchDoc(
+            title=row["name"],
+            subtitle=row["domain"] or row["industry"],
+            parts=[row["domain"], row["industry"]],
+            phones=[row["phone"], row["phone_e164"]],
+        )
+
+    async def _check_domain(self, domain: str | None, exclude: uuid.UUID | None = None) -> None:
+        if domain and await self.repo.domain_taken(domain, exclude):
+            raise CompanyDomainTaken()
+
+    async def create(self, body: CompanyCreate) -> RowMapping:
+        await self._check_domain(body.domain)
+        await self.check_member(body.owner_id, "owner_id")
+        values = body.model_dump(exclude={"address", "custom_fields"})
+        values["address"] = body.address.model_dump(exclude_none=True) if body.address else {}
+        values["phone_e164"] = phone_e164(body.phone)
+        values["custom_fields"] = await self.custom_fields.validate(body.custom_fields)
+        row = await self.repo.insert(values)
+        await self.after_write("created", row)
+        return row
+
+    async def update(
+        self, company_id: uuid.UUID, body: CompanyUpdate, expected: int | None
+    ) -> RowMapping:
+        sent = body.model_fields_set - {"id"}
+        current = await self.get(company_id)
+        changes: dict[str, Any] = {}
+        for name in sent:
+            value = getattr(body, name)
+            if name == "name" and value is None:
+                continue  # required: null leaves it as is
+            changes[name] = value
+        if "domain" in changes:
+            await self._check_domain(changes["domain"], exclude=company_id)
+        if "owner_id" in changes:
+            await self.check_member(changes["owner_id"], "owner_id")
+        if "phone" in changes:
+            changes["phone_e164"] = phone_e164(changes["phone"])
+        if "address" in changes:
+            changes["address"] = body.address.model_dump(exclude_none=True) if body.address else {}
+        if "tags" in changes and changes["tags"] is None:
+            changes["tags"] = []
+        if "custom_fields" in changes:
+            changes["custom_fields"] = await self.custom_fields.validate(
+                body.custom_fields or {}, current["custom_fields"]
+            )
+        return await self.updated(company_id, changes, expected)
+
+    async def before_restore(self, row: RowMapping) -> None:
+        await self._check_domain(row["domain"], exclude=row["id"])
+
+    async def before_erase(self, row: RowMapping) -> None:
+        """Links to contacts and references from other records are cleared by those modules'
+        foreign keys; a company still referenced by a live record cannot be erased (409)."""
+        return None
+
+    # -- bulk ----------------------------------------------------------------------------------
+    async def bulk_create(self, items: list[dict[str, Any]], atomic: bool) -> dict[str, Any]:
+        async def one(body: CompanyCreate, _index: int) -> dict[str, Any]:
+            return company_read(await self.create(body))
+
+        return await run_bulk(self.session, items, CompanyCreate, one, atomic=atomic)
+
+    async def bulk_update(self, items: list[dict[str, Any]], atomic: bool) -> dict[str, Any]:
+        async def one(body: CompanyBulkUpdate, _index: int) -> dict[str, Any]:
+            return company_read(await self.update(body.id, body, None))
+
+        return await run_bulk(self.session, items, CompanyBulkUpdate, one, atomic=atomic)

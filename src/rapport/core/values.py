@@ -1,0 +1,124 @@
+"""Value types shared by every record: emails, phones (E.164), currencies, money, addresses, tags.
+
+Each is an `Annotated` type for request schemas, so validation happens once, at the edge, with a
+clear 422 naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from rapport.core.listing import has_control_characters
+
+MAX_TAGS = 50
+MAX_TAG_LENGTH = 50
+DEFAULT_PHONE_REGION = "US"
+MINOR_UNITS_MAX = 10**15  # a quadrillion minor units: beyond any plausible amount, inside BIGINT
+
+
+def normalise_email(value: str) -> str:
+    try:
+        info = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from exc
+    return info.normalized.lower()
+
+
+def phone_e164(raw: str | None, region: str = DEFAULT_PHONE_REGION) -> str | None:
+    """The E.164 form of a phone number as typed ("(979) 236-1958" → "+19792361958")."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError("is not a phone number") from exc
+    if not phonenumbers.is_possible_number(number):
+        raise ValueError("is not a possible phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def search_phone(term: str, region: str = DEFAULT_PHONE_REGION) -> str | None:
+    """A search term that reads as a phone number, in E.164; None when it does not."""
+    digits = sum(ch.isdigit() for ch in term)
+    if digits < 5:
+        return None
+    try:
+        return phone_e164(term, region)
+    except ValueError:
+        return None
+
+
+def _check_phone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    phone_e164(value)  # raises ValueError for nonsense; the raw input is what we keep
+    return value
+
+
+def _no_control(value: str) -> str:
+    if has_control_characters(value):
+        raise ValueError("contains control characters")
+    return value
+
+
+def _tags(value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    seen: dict[str, None] = {}
+    for item in value:
+        if not isinstance(item, str):
+            raise ValueError("tags are strings")
+        tag = item.strip()
+        if not tag or len(tag) > MAX_TAG_LENGTH or has_control_characters(tag):
+            raise ValueError(f"each tag is 1 to {MAX_TAG_LENGTH} printable characters")
+        seen.setdefault(tag, None)
+    if len(seen) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags")
+    return list(seen)
+
+
+def _currency(value: str) -> str:
+    upper = value.upper()
+    if len(upper) != 3 or not upper.isalpha():
+        raise ValueError("is an ISO 4217 code such as USD or EUR")
+    return upper
+
+
+Text = Annotated[str, AfterValidator(_no_control)]
+Email = Annotated[
+    str, Field(max_length=320, examples=["ada@example.com"]), AfterValidator(normalise_email)
+]
+Phone = Annotated[
+    str | None, Field(max_length=50, examples=["+1 (979) 236-1958"]), AfterValidator(_check_phone)
+]
+Currency = Annotated[
+    str, Field(min_length=3, max_length=3, examples=["USD"]), AfterValidator(_currency)
+]
+MinorUnits = Annotated[
+    int,
+    Field(
+        ge=0, le=MINOR_UNITS_MAX, description="Amount in minor units (cents).", examples=[125000]
+    ),
+]
+Tags = Annotated[
+    list[str], BeforeValidator(_tags), Field(max_length=MAX_TAGS, examples=[["vip", "emea"]])
+]
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    line1: Text | None = Field(None, max_length=200)
+    line2: Text | None = Field(None, max_length=200)
+    city: Text | None = Field(None, max_length=100)
+    state: Text | None = Field(None, max_length=100)
+    postal_code: Text | None = Field(None, max_length=20)
+    country: Text | None = Field(None, max_length=100)
+    region: Text | None = Field(None, max_length=100)
