@@ -30,6 +30,13 @@ def _unicode_lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
 
+def register_sqlite_functions(dbapi_connection: Any) -> None:
+    """SQLite's lower() folds ASCII only; searches, case-insensitive uniqueness and the
+    expression indexes built on lower() need Unicode. Every connection that reads or writes
+    those indexes (the app's and the migrations') must use the same function."""
+    dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
+
+
 def _sqlite_engine(url: str, settings: Settings) -> AsyncEngine:
     parsed = make_url(url)
     memory = parsed.database in (None, "", ":memory:")
@@ -60,8 +67,7 @@ def _sqlite_engine(url: str, settings: Settings) -> AsyncEngine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
-        # SQLite's lower() folds ASCII only; searches and case-insensitive uniqueness need Unicode.
-        dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
+        register_sqlite_functions(dbapi_connection)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:

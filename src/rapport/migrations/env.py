@@ -4,7 +4,6 @@ import asyncio
 
 from alembic import context
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from rapport.migrations.models import metadata
 
@@ -23,7 +22,9 @@ def _configure(connection: Connection) -> None:
 
 
 async def _run_with_url(url: str) -> None:
-    engine = create_async_engine(url)
+    from rapport.migrations.runner import migration_engine
+
+    engine = migration_engine(url)
     async with engine.connect() as conn:
         await conn.run_sync(_configure)
         await conn.commit()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 HERE = Path(__file__).parent
 
@@ -19,6 +21,18 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+def migration_engine(url: str) -> AsyncEngine:
+    engine = create_async_engine(url)
+    if url.startswith("sqlite"):
+        from rapport.core.db import register_sqlite_functions
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            register_sqlite_functions(dbapi_connection)
+
+    return engine
+
+
 async def upgrade(url: str, revision: str = "head") -> None:
     if url.startswith("sqlite"):
         from sqlalchemy.engine import make_url
@@ -27,7 +41,7 @@ async def upgrade(url: str, revision: str = "head") -> None:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
     cfg = alembic_config(url)
-    engine = create_async_engine(url)
+    engine = migration_engine(url)
 
     def _upgrade(connection: Connection) -> None:
         cfg.attributes["connection"] = connection
