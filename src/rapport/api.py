@@ -2,11 +2,18 @@
 
 from fastapi import APIRouter
 
+from rapport.activities.router import router as activities_router
+from rapport.activities.router import timeline_router as activity_timelines_router
 from rapport.companies.router import router as companies_router
+from rapport.contacts.router import router as contacts_router
 from rapport.custom_fields.router import router as custom_fields_router
+from rapport.deals.router import pipelines_router
+from rapport.deals.router import router as deals_router
 from rapport.identity.router import api_keys_router, auth_router, users_router
+from rapport.leads.router import router as leads_router
 from rapport.search.router import router as search_router
 from rapport.tags.router import router as tags_router
+from rapport.tasks.router import router as tasks_router
 
 API_PREFIX = "/api/v1"
 
@@ -18,6 +25,13 @@ for router in (
     tags_router,
     custom_fields_router,
     companies_router,
+    contacts_router,
+    leads_router,
+    pipelines_router,
+    deals_router,
+    activities_router,
+    activity_timelines_router,
+    tasks_router,
     search_router,
 ):
     api_router.include_router(router)

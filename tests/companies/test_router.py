@@ -66,6 +66,13 @@ class TestCrud:
         )
         assert stale.status_code == 412
 
+    async def test_notes_may_span_lines_but_names_may_not(self, client):
+        admin = await register(client)
+        company = await make_company(client, admin, notes="line one\nline two\ttabbed")
+        assert company["notes"] == "line one\nline two\ttabbed"
+        refused = await client.post(BASE, json={"name": "two\nlines"}, headers=admin.headers)
+        assert refused.status_code == 422
+
     async def test_bad_values_are_422(self, client):
         admin = await register(client)
         for body in (

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from rapport.core.values import Address, Phone, Tags, Text
+from rapport.core.values import Address, LongText, Phone, Tags, Text
 
 DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 SIZES = ("1-10", "11-50", "51-200", "201-500", "501-1000", "1001-5000", "5001+")
@@ -55,7 +55,7 @@ class CompanyCreate(CompanyFields):
     size: Annotated[str | None, AfterValidator(_size)] = Field(None, examples=["51-200"])
     phone: Phone = None
     address: Address | None = None
-    notes: Text | None = Field(None, max_length=10000)
+    notes: LongText | None = Field(None, max_length=10000)
     tags: Tags = Field(default_factory=list)
     custom_fields: dict[str, Any] = Field(default_factory=dict)
     owner_id: uuid.UUID | None = None
@@ -68,7 +68,7 @@ class CompanyUpdate(CompanyFields):
     size: Annotated[str | None, AfterValidator(_size)] = None
     phone: Phone = None
     address: Address | None = None
-    notes: Text | None = Field(None, max_length=10000)
+    notes: LongText | None = Field(None, max_length=10000)
     tags: Tags | None = None
     custom_fields: dict[str, Any] | None = None
     owner_id: uuid.UUID | None = None

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy.engine import RowMapping
 
 from rapport.companies.errors import CompanyDomainTaken, CompanyNotFound
 from rapport.companies.repository import COMPANY_LISTING, CompanyRepository
 from rapport.companies.schemas import CompanyBulkUpdate, CompanyCreate, CompanyUpdate
+from rapport.contacts.repository import COMPANY_DUPLICATE_KEYS, CompanyMergeRepository
+from rapport.contacts.schemas import CompanyMerge, CompanyMergeField
+from rapport.contacts.service import (
+    find_duplicates,
+    merge_rows,
+    merged_values,
+    move_company_references,
+    reindex_company_contacts,
+)
 from rapport.core.bulk import run_bulk
+from rapport.core.clock import utcnow
 from rapport.core.values import phone_e164
 from rapport.records.service import RecordService, SearchDoc
 
@@ -97,7 +107,11 @@ class CompanyService(RecordService):
             changes["custom_fields"] = await self.custom_fields.validate(
                 body.custom_fields or {}, current["custom_fields"]
             )
-        return await self.updated(company_id, changes, expected)
+        row = await self.updated(company_id, changes, expected)
+        if changes.get("name", current["name"]) != current["name"]:
+            # Contacts' search documents carry their primary company's name.
+            await reindex_company_contacts(self.session, self.principal, [company_id])
+        return row
 
     async def before_restore(self, row: RowMapping) -> None:
         await self._check_domain(row["domain"], exclude=row["id"])
@@ -119,3 +133,38 @@ class CompanyService(RecordService):
             return company_read(await self.update(body.id, body, None))
 
         return await run_bulk(self.session, items, CompanyBulkUpdate, one, atomic=atomic)
+
+    # -- duplicates and merge ------------------------------------------------------------------
+    async def duplicates(
+        self, reason: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Groups of live companies with the same domain or the same name (case-insensitive)."""
+        repo = CompanyMergeRepository(self.session, self.workspace_id)
+        return await find_duplicates(
+            repo, COMPANY_DUPLICATE_KEYS, reason, limit, cursor, company_read, "companies"
+        )
+
+    async def merge(self, body: CompanyMerge) -> dict[str, Any]:
+        """One transaction: the winner takes the chosen values, the losers' contact links,
+        contacts' primary company, deals, activities, tasks and converted leads; the losers are
+        soft-deleted with merged_into_id = winner."""
+        repo = CompanyMergeRepository(self.session, self.workspace_id)
+        winner, losers = await merge_rows(repo, body, CompanyNotFound)
+        winner_id, loser_ids = winner["id"], [row["id"] for row in losers]
+        names = [n for n in get_args(CompanyMergeField) if n != "custom_fields"]
+        changes = merged_values(winner, losers, names, body.fields)
+        now = utcnow()
+        for loser in losers:
+            gone = await self.repo.update(
+                loser["id"], {"deleted_at": now, "merged_into_id": winner_id}
+            )
+            assert gone is not None
+            await self.reindex(gone)
+        moved = await move_company_references(self.session, self.workspace_id, loser_ids, winner_id)
+        await repo.repoint_merged(loser_ids, winner_id)
+        await self._check_domain(changes["domain"], exclude=winner_id)
+        row = await self.repo.update(winner_id, changes)
+        assert row is not None
+        await self.after_write("merged", row, winner_id=winner_id, loser_ids=loser_ids, moved=moved)
+        await reindex_company_contacts(self.session, self.principal, [winner_id])
+        return {"winner": company_read(row), "loser_ids": loser_ids, "moved": moved}

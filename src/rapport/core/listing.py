@@ -35,7 +35,14 @@ RESERVED = frozenset(
 MAX_VALUE_LENGTH = 500
 MAX_FILTERS = 50
 CUSTOM_PREFIX = "cf."
-INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # the integer columns' range on every backend
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # INTEGER columns' range on every backend
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+
+
+class BigInt(int):
+    """Marks a filter or sort on a BIGINT column (money in minor units): 64-bit bounds."""
+
+
 SORT_KEY = "_sort_key"
 MAX_ANY_OF = 100
 ME = "me"
@@ -57,6 +64,13 @@ def _parse_int(raw: str) -> int:
     return value
 
 
+def _parse_bigint(raw: str) -> int:
+    value = int(raw)
+    if not BIGINT_MIN <= value <= BIGINT_MAX:
+        raise ValueError("is out of range")
+    return value
+
+
 def has_control_characters(value: str) -> bool:
     return any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
 
@@ -72,6 +86,7 @@ def _parse_datetime(raw: str) -> datetime:
 PARSERS: dict[type, Callable[[str], Any]] = {
     str: str,
     int: _parse_int,
+    BigInt: _parse_bigint,
     bool: _parse_bool,
     uuid.UUID: uuid.UUID,
     datetime: _parse_datetime,
@@ -235,7 +250,7 @@ class Listing:
         out: list[dict[str, Any]] = []
         for name, spec in self.filters.items():
             schema: dict[str, Any] = {"type": "string"}
-            if spec.type is int:
+            if spec.type in (int, BigInt):
                 schema = {"type": "integer"}
             elif spec.type is bool:
                 schema = {"type": "boolean"}

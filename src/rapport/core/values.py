@@ -68,6 +68,12 @@ def _no_control(value: str) -> str:
     return value
 
 
+def _multiline(value: str) -> str:
+    if has_control_characters(value.replace("\n", "").replace("\r", "").replace("\t", "")):
+        raise ValueError("contains control characters")
+    return value
+
+
 def _tags(value: Any) -> Any:
     if not isinstance(value, list):
         return value
@@ -91,7 +97,8 @@ def _currency(value: str) -> str:
     return upper
 
 
-Text = Annotated[str, AfterValidator(_no_control)]
+Text = Annotated[str, AfterValidator(_no_control)]  # one line: names, titles, labels
+LongText = Annotated[str, AfterValidator(_multiline)]  # may span lines: notes, bodies
 Email = Annotated[
     str, Field(max_length=320, examples=["ada@example.com"]), AfterValidator(normalise_email)
 ]

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rapport.core.values import Text
+from rapport.core.values import LongText, Text
 
 Resource = Literal["contact", "company", "lead", "deal", "activity", "task"]
 FieldType = Literal["text", "number", "date", "boolean", "select", "multi_select", "url", "email"]
@@ -30,7 +30,7 @@ class CustomFieldCreate(BaseModel):
         description="Choices of select and multi_select fields.",
     )
     required: bool = False
-    description: Text | None = Field(None, max_length=1000)
+    description: LongText | None = Field(None, max_length=1000)
     position: int = Field(0, ge=0, le=10000)
 
     @model_validator(mode="after")
@@ -51,7 +51,7 @@ class CustomFieldUpdate(BaseModel):
     label: Text | None = Field(None, min_length=1, max_length=200)
     options: list[Text] | None = Field(None, max_length=500)
     required: bool | None = None
-    description: Text | None = Field(None, max_length=1000)
+    description: LongText | None = Field(None, max_length=1000)
     position: int | None = Field(None, ge=0, le=10000)
 
 
