@@ -21,6 +21,18 @@ from rapport.core.models import (
 class Contact(RecordMixin, SoftDeleteMixin, UserFacingMixin, Base):
     __tablename__ = "contact"
     __table_args__ = (
+        Index(
+            "ix_contact_sort_last_name",
+            "workspace_id",
+            text("coalesce(lower(last_name), '')"),
+            "id",
+        ),
+        Index(
+            "ix_contact_sort_first_name",
+            "workspace_id",
+            text("coalesce(lower(first_name), '')"),
+            "id",
+        ),
         member_fk("owner_id"),
         record_fk("primary_company_id", "company"),
         # Email is unique per workspace among live contacts, whatever its case (stored lower).

@@ -88,7 +88,8 @@ def _email_filter(_op: str, values: list[Any]) -> ColumnElement[bool]:
 
 
 def _name_sort(column: Any) -> ColumnElement[Any]:
-    return func.coalesce(func.lower(column), "")
+    # Constants inline (not bound) so the expression indexes of migration 0003 match it.
+    return func.coalesce(func.lower(column), literal_column("''"))
 
 
 CONTACT_LISTING = Listing(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.core.models import (
@@ -45,6 +45,10 @@ class Stage(RecordMixin, Base):
 class Deal(RecordMixin, SoftDeleteMixin, UserFacingMixin, Base):
     __tablename__ = "deal"
     __table_args__ = (
+        Index("ix_deal_sort_amount", "workspace_id", text("coalesce(amount, 0)"), "id"),
+        Index(
+            "id",
+        ),
         member_fk("owner_id"),
         record_fk("pipeline_id", "pipeline"),
         record_fk("stage_id", "stage"),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, insert, literal
+from sqlalchemy import ColumnElement, Select, and_, func, insert, literal, literal_column
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
@@ -81,7 +81,7 @@ DEAL_LISTING = Listing(
     sorts={
         "created_at": Sort(t.c.created_at, datetime),
         "updated_at": Sort(t.c.updated_at, datetime),
-        "amount": Sort(func.coalesce(t.c.amount, 0), BigInt),
+        "amount": Sort(func.coalesce(t.c.amount, literal_column("0")), BigInt),
         "expected_close_date": Sort(
             func.coalesce(t.c.expected_close_date, literal(FAR_DATE)), date
         ),

@@ -19,6 +19,8 @@ from rapport.core.models import (
 class Lead(RecordMixin, SoftDeleteMixin, UserFacingMixin, Base):
     __tablename__ = "lead"
     __table_args__ = (
+        Index("ix_lead_sort_last_name", "workspace_id", text("coalesce(last_name, '')"), "id"),
+        Index("ix_lead_sort_value", "workspace_id", text("coalesce(value, 0)"), "id"),
         member_fk("owner_id"),
         record_fk("converted_contact_id", "contact"),
         record_fk("converted_company_id", "company"),

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, true, update
+from sqlalchemy import ColumnElement, func, literal_column, or_, select, true, update
 from sqlalchemy.engine import RowMapping
 
 from rapport.activities.models import Activity
@@ -107,8 +107,8 @@ LEAD_LISTING = Listing(
     sorts={
         "created_at": Sort(t.c.created_at, datetime),
         "updated_at": Sort(t.c.updated_at, datetime),
-        "value": Sort(func.coalesce(t.c.value, 0), BigInt),
-        "last_name": Sort(func.coalesce(t.c.last_name, "")),
+        "value": Sort(func.coalesce(t.c.value, literal_column("0")), BigInt),
+        "last_name": Sort(func.coalesce(t.c.last_name, literal_column("''"))),
     },
     default_sort="created_at",
     custom_fields=True,
