@@ -256,3 +256,70 @@ class TestAccess:
         await client.delete(f"{BASE}/{company['id']}?erase=true", headers=admin.headers)
         gone = await client.get("/api/v1/search", params={"q": "ephem"}, headers=admin.headers)
         assert gone.json()["data"] == []
+
+
+class TestEveryFilterAndSort:
+    async def test_each_filter(self, client):
+        admin = await register(client)
+        a = await make_company(
+            client,
+            admin,
+            name="Alpha",
+            domain="alpha.com",
+            industry="Retail",
+            size="1-10",
+            tags=["vip"],
+            owner_id=admin.user["id"],
+        )
+        b = await make_company(
+            client, admin, name="Beta", domain="beta.com", industry="Energy", size="11-50"
+        )
+        ids = lambda r: sorted(c["id"] for c in r.json()["data"])  # noqa: E731
+        cases = {
+            "name=Alpha": [a["id"]],
+            "name=Alpha,Beta": sorted([a["id"], b["id"]]),
+            "domain=beta.com": [b["id"]],
+            "industry=Retail": [a["id"]],
+            "size=11-50": [b["id"]],
+            "owner_id=me": [a["id"]],
+            f"owner_id={admin.user['id']}": [a["id"]],
+            "tag=vip": [a["id"]],
+            f"created_at[gte]={a['created_at']}": sorted([a["id"], b["id"]]),
+            f"created_at[gt]={b['created_at']}": [],
+            f"updated_at[lte]={a['updated_at']}": [a["id"]],
+        }
+        for query, expected in cases.items():
+            response = await client.get(
+                f"{BASE}?{query}".replace("+", "%2B"), headers=admin.headers
+            )
+            assert response.status_code == 200, (query, response.text)
+            assert ids(response) == expected, query
+
+    @pytest.mark.parametrize("sort_by", ["created_at", "updated_at", "name"])
+    @pytest.mark.parametrize("order", ["asc", "desc"])
+    async def test_ties_and_inserts_between_pages_lose_and_repeat_nothing(
+        self, client, sort_by, order
+    ):
+        admin = await register(client)
+        originals = set()
+        for i in range(23):
+            originals.add((await make_company(client, admin, name=f"Same {i % 3}"))["id"])
+        seen: list[str] = []
+        cursor = None
+        for page in range(20):
+            params = {"sort_by": sort_by, "sort_order": order, "limit": 5}
+            if cursor:
+                params["cursor"] = cursor
+            response = await client.get(BASE, params=params, headers=admin.headers)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            seen.extend(c["id"] for c in body["data"])
+            keys = [c[sort_by] if sort_by != "name" else c["name"] for c in body["data"]]
+            assert keys == sorted(keys, reverse=order == "desc")
+            await make_company(client, admin, name=f"Same {page % 3}")  # inserted between pages
+            cursor = body["meta"]["next_cursor"]
+            if not body["meta"]["has_more"]:
+                assert cursor is None
+                break
+        assert len(seen) == len(set(seen)), "a row was repeated"
+        assert originals <= set(seen), "an original row was skipped"
