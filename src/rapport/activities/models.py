@@ -24,6 +24,8 @@ class Activity(RecordMixin, SoftDeleteMixin, UserFacingMixin, Base):
 
     __tablename__ = "activity"
     __table_args__ = (
+        Index("ix_activity_workspace_direction", "workspace_id", "direction"),
+        Index("ix_activity_workspace_author", "workspace_id", "author_id"),
         member_fk("author_id"),
         record_fk("contact_id", "contact"),
         record_fk("company_id", "company"),

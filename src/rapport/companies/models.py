@@ -21,6 +21,7 @@ LIVE = text("deleted_at IS NULL")
 class Company(RecordMixin, SoftDeleteMixin, UserFacingMixin, Base):
     __tablename__ = "company"
     __table_args__ = (
+        Index("ix_company_workspace_size", "workspace_id", "size"),
         member_fk("owner_id"),
         Index(
             "uq_company_live_domain",

@@ -45,10 +45,8 @@ class Stage(RecordMixin, Base):
 class Deal(RecordMixin, SoftDeleteMixin, UserFacingMixin, Base):
     __tablename__ = "deal"
     __table_args__ = (
+        Index("ix_deal_workspace_currency", "workspace_id", "currency"),
         Index("ix_deal_sort_amount", "workspace_id", text("coalesce(amount, 0)"), "id"),
-        Index(
-            "id",
-        ),
         member_fk("owner_id"),
         record_fk("pipeline_id", "pipeline"),
         record_fk("stage_id", "stage"),

@@ -19,6 +19,9 @@ from rapport.core.models import (
 class Lead(RecordMixin, SoftDeleteMixin, UserFacingMixin, Base):
     __tablename__ = "lead"
     __table_args__ = (
+        Index("ix_lead_workspace_source", "workspace_id", "source"),
+        Index("ix_lead_workspace_budget_min", "workspace_id", "budget_min"),
+        Index("ix_lead_workspace_budget_max", "workspace_id", "budget_max"),
         Index("ix_lead_sort_last_name", "workspace_id", text("coalesce(last_name, '')"), "id"),
         Index("ix_lead_sort_value", "workspace_id", text("coalesce(value, 0)"), "id"),
         member_fk("owner_id"),

@@ -5,15 +5,24 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from rapport.migrations.models import metadata
+from rapport.migrations.models import RAW_SQL_INDEXES, metadata
 
 config = context.config
+
+
+def _include(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    if type_ == "index" and reflected and compare_to is None and name in RAW_SQL_INDEXES:
+        return False
+    return not (type_ == "table" and reflected and name and name.startswith("search_fts"))
 
 
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        include_object=_include,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -23,3 +23,10 @@ from rapport.deals.models import Deal, DealStageChange, Pipeline, Stage  # noqa:
 from rapport.leads.models import Lead  # noqa: E402,F401
 from rapport.search.models import SearchDocument  # noqa: E402,F401
 from rapport.tasks.models import Task  # noqa: E402,F401
+
+# Indexes created in raw SQL by migrations (PostgreSQL GIN indexes; the SQLite FTS5 table and its
+# triggers): they have no model counterpart, so autogenerate must not propose dropping them.
+RAW_SQL_INDEXES = frozenset(
+    {"ix_search_document_trgm"}
+    | {f"ix_{table}_tags" for table in ("contact", "company", "lead", "deal", "activity", "task")}
+)

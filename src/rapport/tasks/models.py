@@ -22,6 +22,7 @@ PRIORITIES = ("low", "normal", "high", "urgent")
 class Task(RecordMixin, SoftDeleteMixin, UserFacingMixin, Base):
     __tablename__ = "task"
     __table_args__ = (
+        Index("ix_task_workspace_priority", "workspace_id", "priority"),
         member_fk("assignee_id"),
         record_fk("contact_id", "contact"),
         record_fk("company_id", "company"),
