@@ -323,3 +323,53 @@ class TestEveryFilterAndSort:
                 break
         assert len(seen) == len(set(seen)), "a row was repeated"
         assert originals <= set(seen), "an original row was skipped"
+
+
+class TestEraseDetaches:
+    async def test_erasing_a_referenced_company_detaches_everything(self, client):
+        admin = await register(client)
+        company = await make_company(client, admin, name="Doomed")
+        cid = company["id"]
+        contact = await client.post(
+            "/api/v1/contacts",
+            json={"first_name": "Ada", "primary_company_id": cid},
+            headers=admin.headers,
+        )
+        assert contact.status_code == 201, contact.text
+        contact_id = contact.json()["data"]["id"]
+        link = await client.post(
+            f"/api/v1/contacts/{contact_id}/companies/{cid}",
+            json={"role": "CTO"},
+            headers=admin.headers,
+        )
+        assert link.status_code in (200, 201), link.text
+        deal = await client.post(
+            "/api/v1/deals", json={"name": "Big", "company_id": cid}, headers=admin.headers
+        )
+        assert deal.status_code == 201, deal.text
+        activity = await client.post(
+            "/api/v1/activities",
+            json={"kind": "call", "company_id": cid, "contact_id": contact_id},
+            headers=admin.headers,
+        )
+        assert activity.status_code == 201, activity.text
+        task = await client.post(
+            "/api/v1/tasks", json={"title": "Call", "company_id": cid}, headers=admin.headers
+        )
+        assert task.status_code == 201, task.text
+        erased = await client.delete(f"{BASE}/{cid}?erase=true", headers=admin.headers)
+        assert erased.status_code == 200, erased.text
+        got = lambda path: client.get(path, headers=admin.headers)  # noqa: E731
+        assert (await got(f"/api/v1/contacts/{contact_id}")).json()["data"][
+            "primary_company_id"
+        ] is None
+        assert (await got(f"/api/v1/contacts/{contact_id}/companies")).json()["data"] == []
+        assert (await got(f"/api/v1/deals/{deal.json()['data']['id']}")).json()["data"][
+            "company_id"
+        ] is None
+        kept = (await got(f"/api/v1/activities/{activity.json()['data']['id']}")).json()["data"]
+        assert kept["company_id"] is None and kept["contact_id"] == contact_id
+        assert (await got(f"/api/v1/tasks/{task.json()['data']['id']}")).json()["data"][
+            "company_id"
+        ] is None
+        assert (await got(f"{BASE}/{cid}")).status_code == 404

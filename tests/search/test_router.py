@@ -79,3 +79,22 @@ class TestSearch:
         for q in ("ωμέγα", "ÉDITIONS", "éditions"):
             response = await client.get("/api/v1/search", params={"q": q}, headers=admin.headers)
             assert [h["id"] for h in response.json()["data"]] == [c["id"]], q
+
+    async def test_finds_tasks_and_activities(self, client):
+        admin = await register(client)
+        c = await company(client, admin, "Anchor Co")
+        task = await client.post(
+            "/api/v1/tasks", json={"title": "Renew the zeppelin contract"}, headers=admin.headers
+        )
+        activity = await client.post(
+            "/api/v1/activities",
+            json={"kind": "note", "subject": "Zeppelin hangar visit", "company_id": c["id"]},
+            headers=admin.headers,
+        )
+        assert task.status_code == 201 and activity.status_code == 201
+        found = await client.get("/api/v1/search", params={"q": "zeppelin"}, headers=admin.headers)
+        assert {h["type"] for h in found.json()["data"]} == {"task", "activity"}
+        only = await client.get(
+            "/api/v1/search", params={"q": "zeppelin", "types": "task"}, headers=admin.headers
+        )
+        assert [h["id"] for h in only.json()["data"]] == [task.json()["data"]["id"]]

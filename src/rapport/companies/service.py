@@ -10,7 +10,13 @@ from sqlalchemy.engine import RowMapping
 from rapport.companies.errors import CompanyDomainTaken, CompanyNotFound
 from rapport.companies.repository import COMPANY_LISTING, CompanyRepository
 from rapport.companies.schemas import CompanyBulkUpdate, CompanyCreate, CompanyUpdate
-from rapport.contacts.repository import COMPANY_DUPLICATE_KEYS, CompanyMergeRepository
+from rapport.contacts.repository import (
+    COMPANY_DUPLICATE_KEYS,
+    COMPANY_REFERENCES,
+    CompanyMergeRepository,
+    ContactCompanyRepository,
+    ContactRepository,
+)
 from rapport.contacts.schemas import CompanyMerge, CompanyMergeField
 from rapport.contacts.service import (
     find_duplicates,
@@ -117,9 +123,16 @@ class CompanyService(RecordService):
         await self._check_domain(row["domain"], exclude=row["id"])
 
     async def before_erase(self, row: RowMapping) -> None:
-        """Links to contacts and references from other records are cleared by those modules'
-        foreign keys; a company still referenced by a live record cannot be erased (409)."""
-        return None
+        """Links go; contacts' primary company, deals, activities, tasks and converted leads that
+        point at the company are detached (as for a contact's erase)."""
+        ids = [row["id"]]
+        await ContactCompanyRepository(self.session, self.workspace_id).delete_links_of(
+            "company_id", ids
+        )
+        await ContactRepository(self.session, self.workspace_id).move_primary_company(ids, None)
+        for repo_class, column in COMPANY_REFERENCES.values():
+            await repo_class(self.session, self.workspace_id).move(column, ids, None)
+        await CompanyMergeRepository(self.session, self.workspace_id).repoint_merged(ids, None)
 
     # -- bulk ----------------------------------------------------------------------------------
     async def bulk_create(self, items: list[dict[str, Any]], atomic: bool) -> dict[str, Any]:

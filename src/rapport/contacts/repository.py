@@ -321,7 +321,9 @@ class ContactRepository(DuplicateQueries, TenantRepository):
         stmt = stmt.order_by(t.c.id).limit(limit)
         return list((await self.session.execute(stmt)).mappings().all())
 
-    async def move_primary_company(self, from_ids: Sequence[uuid.UUID], to_id: uuid.UUID) -> int:
+    async def move_primary_company(
+        self, from_ids: Sequence[uuid.UUID], to_id: uuid.UUID | None
+    ) -> int:
         stmt = (
             self.update_stmt(include_deleted=True)
             .where(t.c.primary_company_id.in_(list(from_ids)))
@@ -519,7 +521,7 @@ class CompanyMergeRepository(DuplicateQueries, CompanyRepository):
         stmt = self.select().where(companies.c.id.in_(list(ids)))
         return {row["id"]: row for row in (await self.session.execute(stmt)).mappings().all()}
 
-    async def repoint_merged(self, from_ids: Sequence[uuid.UUID], to_id: uuid.UUID) -> None:
+    async def repoint_merged(self, from_ids: Sequence[uuid.UUID], to_id: uuid.UUID | None) -> None:
         stmt = (
             self.update_stmt(include_deleted=True)
             .where(companies.c.merged_into_id.in_(list(from_ids)))

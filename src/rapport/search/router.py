@@ -1,4 +1,4 @@
-"""`GET /search`: one ranked search across contacts, companies, leads and deals."""
+"""`GET /search`: one ranked search across every record type."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from rapport.core.routing import ContractRoute, SessionDep
 from rapport.search.indexer import documents, term_matches
 
 router = APIRouter(tags=["search"], route_class=ContractRoute)
-TYPES = ("contact", "company", "lead", "deal")
+TYPES = ("contact", "company", "lead", "deal", "activity", "task")
 
 
 class SearchHit(BaseModel):
-    type: Literal["contact", "company", "lead", "deal"]
+    type: Literal["contact", "company", "lead", "deal", "activity", "task"]
     id: uuid.UUID
     title: str
     subtitle: str | None
@@ -41,7 +41,7 @@ async def search(
     session: SessionDep,
     q: Annotated[str, Query(min_length=1, max_length=200, description="Text to find.")],
     types: Annotated[
-        str | None, Query(description="Comma-separated: contact,company,lead,deal")
+        str | None, Query(description="Comma-separated: contact,company,lead,deal,activity,task")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
 ) -> EnvelopeResponse:
