@@ -41,17 +41,6 @@ def phone_e164(raw: str | None, region: str = DEFAULT_PHONE_REGION) -> str | Non
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def search_phone(term: str, region: str = DEFAULT_PHONE_REGION) -> str | None:
-    """A search term that reads as a phone number, in E.164; None when it does not."""
-    digits = sum(ch.isdigit() for ch in term)
-    if digits < 5:
-        return None
-    try:
-        return phone_e164(term, region)
-    except ValueError:
-        return None
-
-
 def _check_phone(value: str | None) -> str | None:
     if value is None:
         return None

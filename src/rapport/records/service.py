@@ -209,7 +209,3 @@ class RecordService(ABC):
     async def before_erase(self, row: RowMapping) -> None:
         """Detach what references the record (links, timelines) before it is removed for good."""
         return None
-
-
-def conflict_details(field_name: str, reason: str) -> list[dict[str, Any]]:
-    return [{"field": f"body.{field_name}", "reason": reason}]
