@@ -7,6 +7,7 @@ committed. Dispatch to subscribers (webhooks, realtime, workflows, notifications
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -52,6 +53,26 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def _row(
+    workspace_id: uuid.UUID,
+    type: str,
+    data: dict[str, Any],
+    principal: Principal | None,
+    resource_id: uuid.UUID | None,
+) -> dict[str, Any]:
+    return {
+        "workspace_id": workspace_id,
+        "id": new_id(),
+        "type": type,
+        "resource_id": resource_id,
+        "actor_type": principal.credential if principal else None,
+        "actor_id": principal.user_id if principal else None,
+        "credential_id": principal.credential_id if principal else None,
+        "data": jsonable(data),
+        "occurred_at": utcnow(),
+    }
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -61,18 +82,22 @@ async def record(
     principal: Principal | None = None,
     resource_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    event_id = new_id()
-    await session.execute(
-        insert(TABLE).values(
-            workspace_id=workspace_id,
-            id=event_id,
-            type=type,
-            resource_id=resource_id,
-            actor_type=principal.credential if principal else None,
-            actor_id=principal.user_id if principal else None,
-            credential_id=principal.credential_id if principal else None,
-            data=jsonable(data),
-            occurred_at=utcnow(),
-        )
-    )
-    return event_id
+    row = _row(workspace_id, type, data, principal, resource_id)
+    await session.execute(insert(TABLE).values(row))
+    return row["id"]
+
+
+async def record_many(
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    type: str,
+    items: Sequence[tuple[uuid.UUID | None, dict[str, Any]]],
+    principal: Principal | None = None,
+) -> list[uuid.UUID]:
+    """One event per `(resource_id, data)` item, written in one batched statement (bulk writes);
+    ids are UUIDv7 made in order, so the relay sees them in the order given."""
+    rows = [_row(workspace_id, type, data, principal, resource_id) for resource_id, data in items]
+    if rows:
+        await session.execute(insert(TABLE), rows)
+    return [r["id"] for r in rows]

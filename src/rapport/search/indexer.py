@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, exists, literal, or_
@@ -45,6 +45,41 @@ def digits_of(term: str) -> str:
     return NON_DIGITS.sub("", term)
 
 
+def _document(
+    workspace_id: uuid.UUID,
+    resource: str,
+    record_id: uuid.UUID,
+    title: str,
+    subtitle: str | None,
+    parts: Iterable[str | None],
+    phones: Iterable[str | None],
+    deleted: bool,
+) -> dict[str, Any]:
+    return {
+        "workspace_id": workspace_id,
+        "resource": resource,
+        "record_id": record_id,
+        "title": (title or "")[:500],
+        "subtitle": subtitle[:500] if subtitle else None,
+        "content": document_text([title, subtitle, *parts], phones),
+        "is_deleted": deleted,
+        "updated_at": utcnow(),
+    }
+
+
+def _upsert(session: AsyncSession) -> Any:
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    builder = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = builder(documents)
+    return stmt.on_conflict_do_update(
+        index_elements=["workspace_id", "resource", "record_id"],
+        set_={
+            k: stmt.excluded[k]
+            for k in ("title", "subtitle", "content", "is_deleted", "updated_at")
+        },
+    )
+
+
 async def index(
     session: AsyncSession,
     *,
@@ -57,27 +92,27 @@ async def index(
     phones: Iterable[str | None] = (),
     deleted: bool = False,
 ) -> None:
-    values = {
-        "workspace_id": workspace_id,
-        "resource": resource,
-        "record_id": record_id,
-        "title": (title or "")[:500],
-        "subtitle": subtitle[:500] if subtitle else None,
-        "content": document_text([title, subtitle, *parts], phones),
-        "is_deleted": deleted,
-        "updated_at": utcnow(),
-    }
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    builder = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = builder(documents).values(values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["workspace_id", "resource", "record_id"],
-        set_={
-            k: stmt.excluded[k]
-            for k in ("title", "subtitle", "content", "is_deleted", "updated_at")
-        },
-    )
-    await session.execute(stmt)
+    values = _document(workspace_id, resource, record_id, title, subtitle, parts, phones, deleted)
+    await session.execute(_upsert(session).values(values))
+
+
+async def index_many(
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    resource: str,
+    documents_: Sequence[
+        tuple[uuid.UUID, str, str | None, list[str | None], list[str | None], bool]
+    ],
+) -> None:
+    """Upsert many documents in one batched statement: `(record_id, title, subtitle, parts,
+    phones, deleted)` each (bulk writes and reindexing)."""
+    rows = [
+        _document(workspace_id, resource, record_id, title, subtitle, parts, phones, deleted)
+        for record_id, title, subtitle, parts, phones, deleted in documents_
+    ]
+    if rows:
+        await session.execute(_upsert(session), rows)
 
 
 async def remove(
