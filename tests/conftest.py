@@ -18,10 +18,12 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from rapport.core.clock import utcnow
 from rapport.core.config import Settings
 from rapport.core.db import Database
 from rapport.main import create_app
 from rapport.migrations.runner import upgrade
+from tests.clock import FakeClock
 
 POSTGRES_URL = os.environ.get("RAPPORT_TEST_POSTGRES_URL", "")
 REDIS_URL = os.environ.get("RAPPORT_TEST_REDIS_URL", "")
@@ -158,3 +160,13 @@ def redis_url() -> Iterator[str]:
 
 def redis_prefix() -> str:
     return f"rapport_test_{RUN_ID}:"
+
+
+@pytest.fixture
+def clock(app) -> Iterator[FakeClock]:  # noqa: ANN001
+    """The app's background work (relay, jobs) on a clock the test moves; reset afterwards."""
+    fake = FakeClock()
+    background = app.state.background
+    background.set_clock(fake)
+    yield fake
+    background.set_clock(utcnow)

@@ -1,8 +1,9 @@
-"""The `rapport` command: serve, db, users, demo, openapi."""
+"""The `rapport` command: serve, worker, db, users, demo, openapi."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -163,6 +164,34 @@ def serve(
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level="warning",
     )
+
+
+@app.command()
+def worker() -> None:
+    """Run background work in this process: the outbox relay, the job scheduler and (with Redis)
+    the taskiq workers that execute jobs. Start as many as the load needs."""
+    from rapport.main import create_app
+
+    settings = get_settings()
+    if not settings.uses_redis_jobs:
+        console.print(
+            "[yellow]No Redis configured: jobs run inside the API process; a separate worker "
+            "only relays events and runs jobs here too.[/yellow]"
+        )
+
+    async def run() -> None:
+        app = create_app(settings)
+        background = app.state.background
+        await background.start(worker=settings.uses_redis_jobs)
+        console.print("Rapport worker running (Ctrl+C stops it)")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await background.stop()
+            await app.state.db.dispose()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
 
 
 @openapi_app.command("export")

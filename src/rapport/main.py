@@ -20,6 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 from rapport import __version__
 from rapport.api import api_router
 from rapport.core.auth import PrincipalCache
+from rapport.core.background import Background
 from rapport.core.config import Settings, get_settings
 from rapport.core.db import Database
 from rapport.core.envelope import EnvelopeResponse, error_response
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         settings.resolved_secret_key(), settings.previous_secret_keys, settings.access_token_minutes
     )
     limiter = RateLimiter(settings)
+    background = Background(settings, db)
     security = Security(
         settings=settings,
         keyring=keyring,
@@ -155,9 +157,13 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             from rapport.migrations.runner import upgrade
 
             await upgrade(db.url)
+        if settings.background:
+            await background.start()
         gc.collect()
         gc.freeze()  # start-up objects leave the collector's working set: shorter GC pauses
         yield
+        if settings.background:
+            await background.stop()
         await db.dispose()
 
     middleware = [
@@ -212,6 +218,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.settings = settings
     app.state.db = db
     app.state.limiter = limiter
+    app.state.background = background
     app.state.security = security
     app.state.authenticator = IdentityAuthenticator(db, security)
     install_exception_handlers(app)

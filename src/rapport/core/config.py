@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     # to per-process limits, "closed" answers 503.
     rate_limit_redis_fallback: Literal["open", "memory", "closed"] = "memory"
 
+    # Background work: the outbox relay and the job scheduler run in every API process unless
+    # `background` is off; jobs go through taskiq's in-process broker, or Redis ("auto": when
+    # `redis_url` is set) to `rapport worker` processes.
+    background: bool = True
+    jobs_broker: Literal["auto", "memory", "redis"] = "auto"
+    outbox_poll_seconds: float = 1.0
+    outbox_batch_size: int = 500
+    jobs_poll_seconds: float = 1.0
+    worker_concurrency: int = 50
+
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True
@@ -85,6 +95,12 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def uses_redis_jobs(self) -> bool:
+        if self.jobs_broker == "auto":
+            return bool(self.redis_url)
+        return self.jobs_broker == "redis"
 
     @property
     def should_auto_migrate(self) -> bool:

@@ -24,6 +24,7 @@ from sqlalchemy.pool import StaticPool
 from rapport.core.config import Settings
 
 READ_OPTION = "rapport_read"
+WAKE = "rapport_wake"  # session.info flag: this transaction recorded events or queued jobs
 
 
 def _unicode_lower(value: object) -> object:
@@ -126,6 +127,12 @@ class Database:
         self.read_sessions = async_sessionmaker(
             read_engine, expire_on_commit=False, autoflush=False
         )
+        # Called after a request's commit that recorded events or queued jobs (wakes the relay).
+        self.on_events_committed: list[Callable[[], None]] = []
+
+    def events_committed(self) -> None:
+        for callback in self.on_events_committed:
+            callback()
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -166,6 +173,8 @@ class UnitOfWork:
         for hook in self.before_commit:
             await hook(session)
         await session.commit()
+        if session.info.pop(WAKE, False):
+            self.db.events_committed()
 
     async def rollback(self) -> None:
         if self._session is not None:

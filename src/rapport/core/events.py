@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.core.auth import Principal
 from rapport.core.clock import utcnow
+from rapport.core.db import WAKE
 from rapport.core.ids import new_id
 from rapport.core.models import Base, JSONType, TenantMixin
 
@@ -84,6 +85,7 @@ async def record(
 ) -> uuid.UUID:
     row = _row(workspace_id, type, data, principal, resource_id)
     await session.execute(insert(TABLE).values(row))
+    session.info[WAKE] = True
     return row["id"]
 
 
@@ -100,4 +102,5 @@ async def record_many(
     rows = [_row(workspace_id, type, data, principal, resource_id) for resource_id, data in items]
     if rows:
         await session.execute(insert(TABLE), rows)
+        session.info[WAKE] = True
     return [r["id"] for r in rows]

@@ -2,6 +2,7 @@
 
 from rapport.core.events import Event  # noqa: F401
 from rapport.core.idempotency import IdempotencyRecord  # noqa: F401
+from rapport.core.jobs import Job  # noqa: F401
 from rapport.core.models import Base
 from rapport.identity.models import (  # noqa: F401
     ApiKey,
@@ -29,4 +30,6 @@ from rapport.tasks.models import Task  # noqa: E402,F401
 RAW_SQL_INDEXES = frozenset(
     {"ix_search_document_trgm"}
     | {f"ix_{table}_tags" for table in ("contact", "company", "lead", "deal", "activity", "task")}
+    # Task sort expressions PostgreSQL reflects in a form autogenerate cannot compare (0004).
+    | {"ix_task_sort_due", "ix_task_sort_priority"}
 )

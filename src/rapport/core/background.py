@@ -1,0 +1,157 @@
+"""The background runtime of a process: the outbox relay, the job scheduler, and the taskiq broker
+that carries claimed jobs to the code that runs them.
+
+- Embedded default: taskiq's in-process broker. The API process relays events, claims due jobs and
+  runs them in its own event loop; no service is needed.
+- With Redis (`RAPPORT_REDIS_URL`, or `RAPPORT_JOBS_BROKER=redis`): claimed jobs go through
+  taskiq-redis to `rapport worker` processes. API processes and workers all relay and claim; the
+  database decides who gets what (`SKIP LOCKED`), so any number of them can run.
+
+The queue is never the record: a message lost with a process leaves a job whose lease runs out and
+is claimed again. Commits that recorded events wake the relay at once (`Database.events_committed`);
+polling covers events committed by other processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from taskiq import AsyncBroker, InMemoryBroker
+
+from rapport.core.clock import utcnow
+from rapport.core.config import Settings
+from rapport.core.db import Database
+from rapport.core.jobs import JobRunner
+from rapport.core.observability import log
+from rapport.core.outbox import Relay
+
+RUN_JOB = "rapport.run_job"
+
+
+def make_broker(settings: Settings) -> AsyncBroker:
+    if settings.uses_redis_jobs:
+        from taskiq_redis import ListQueueBroker
+
+        return ListQueueBroker(settings.redis_url, queue_name=f"{settings.redis_key_prefix}jobs")
+    return InMemoryBroker(max_stored_results=0, propagate_exceptions=False)
+
+
+class Background:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        now: Callable[[], datetime] = utcnow,
+        broker: AsyncBroker | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.services: dict[str, Any] = {"settings": settings, "db": db}
+        self.relay = Relay(db, now=now, services=self.services, batch=settings.outbox_batch_size)
+        self.runner = JobRunner(db, now=now, services=self.services)
+        self.broker = broker or make_broker(settings)
+        runner = self.runner
+
+        async def run_job(job_id: str) -> None:
+            await runner.execute(uuid.UUID(job_id))
+
+        self._kick = self.broker.task(task_name=RUN_JOB)(run_job)
+        self._wake = asyncio.Event()  # the relay's: events were committed
+        self._jobs_wake = asyncio.Event()  # the scheduler's: jobs may be due
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        db.on_events_committed.append(self.wake)
+
+    def set_clock(self, now: Callable[[], datetime]) -> None:
+        """Tests drive retries and schedules with a controllable clock."""
+        self.relay.now = now
+        self.runner.now = now
+
+    def wake(self) -> None:
+        self._wake.set()
+        self._jobs_wake.set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self, *, worker: bool = False) -> None:
+        """Start the relay and scheduler loops (and, for `rapport worker`, the taskiq receiver)."""
+        if worker:
+            self.broker.is_worker_process = True
+        await self.broker.startup()
+        self._stopping = False
+        self._tasks = [
+            asyncio.create_task(self._relay_loop(), name="rapport-relay"),
+            asyncio.create_task(self._scheduler_loop(), name="rapport-scheduler"),
+        ]
+        if worker:
+            from taskiq.api import run_receiver_task
+
+            self._tasks.append(
+                asyncio.create_task(
+                    run_receiver_task(
+                        self.broker, max_async_tasks=self.settings.worker_concurrency
+                    ),
+                    name="rapport-receiver",
+                )
+            )
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self.wake()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if isinstance(self.broker, InMemoryBroker):
+            await self.broker.wait_all()
+        await self.broker.shutdown()
+
+    async def drain(self, rounds: int = 20) -> None:
+        """Relay every pending event and run every due job, inline, until nothing is left that is
+        due now (tests; `rapport` commands that must finish their work before exiting)."""
+        for _ in range(rounds):
+            relayed = await self.relay.run_all()
+            ran = await self.runner.run_due()
+            if not relayed and not ran:
+                return
+
+    # -- loops -------------------------------------------------------------------------------
+    async def _relay_loop(self) -> None:
+        poll = self.settings.outbox_poll_seconds
+        while not self._stopping:
+            self._wake.clear()  # before looking: a commit from now on wakes the wait below
+            try:
+                n = await self.relay.run_once()
+            except Exception as exc:  # noqa: BLE001 - e.g. the database restarting: try again
+                log.warning("relay_error", error=repr(exc)[:500])
+                n = 0
+                await asyncio.sleep(poll)
+            if n:
+                self._jobs_wake.set()  # subscribers may have queued jobs
+                continue  # more events may be waiting
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=poll)
+
+    async def _scheduler_loop(self) -> None:
+        poll = self.settings.jobs_poll_seconds
+        while not self._stopping:
+            self._jobs_wake.clear()
+            try:
+                ids = await self.runner.claim()
+                for job_id in ids:
+                    await self._kick.kiq(str(job_id))
+            except Exception as exc:  # noqa: BLE001
+                log.warning("scheduler_error", error=repr(exc)[:500])
+                ids = []
+                await asyncio.sleep(poll)
+            if ids:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._jobs_wake.wait(), timeout=poll)

@@ -1,0 +1,365 @@
+"""The outbox relay and durable jobs, on both backends: events reach subscribers in order, exactly
+once, after a crash too; a failing subscriber is retried alone; jobs back off on a controllable
+clock, die after their last attempt, and are taken again when their worker's lease runs out."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from rapport.core import jobs
+from rapport.core.background import Background
+from rapport.core.db import Database
+from rapport.core.events import TABLE as EVENTS
+from rapport.core.outbox import (
+    REDELIVER,
+    DomainEvent,
+    Relay,
+    RelayContext,
+    SubscriberRegistry,
+    matches,
+    redeliver,
+)
+from tests.clock import FakeClock
+from tests.conftest import base_settings
+from tests.factories import Account, register
+
+
+async def create_contacts(client: Any, account: Account, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        r = await client.post(
+            "/api/v1/contacts", json={"first_name": f"C{i}"}, headers=account.headers
+        )
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["data"]["id"])
+    return ids
+
+
+def mine(events: list[DomainEvent], account: Account) -> list[DomainEvent]:
+    return [e for e in events if str(e.workspace_id) == account.workspace_id]
+
+
+class Crash(BaseException):
+    """Stands for the process dying: not an Exception, so nothing on the way catches it."""
+
+
+class Recorder:
+    def __init__(self, fail: int = 0) -> None:
+        self.seen: list[DomainEvent] = []
+        self.fail = fail  # how many calls fail before the subscriber recovers
+
+    async def __call__(self, ctx: RelayContext, events: list[DomainEvent]) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise RuntimeError("receiver down")
+        self.seen.extend(events)
+
+
+@pytest.fixture
+async def relay_db(database: Database) -> AsyncIterator[Database]:
+    # Earlier tests left events pending: dispatch them so each test sees only its own.
+    await Relay(database, registry=SubscriberRegistry()).run_all()
+    yield database
+
+
+def test_patterns() -> None:
+    assert matches(["*"], "contact.created")
+    assert matches(["contact.*"], "contact.updated")
+    assert not matches(["contact.*"], "company.created")
+    assert matches(["lead.converted"], "lead.converted")
+    assert not matches(["lead.converted"], "lead.created")
+
+
+async def test_events_reach_subscribers_in_order_once(client: Any, relay_db: Database) -> None:
+    account = await register(client)
+    ids = await create_contacts(client, account, 5)
+    registry = SubscriberRegistry()
+    contacts, everything = Recorder(), Recorder()
+    registry.subscriber("contacts", "contact.*")(contacts)
+    registry.subscriber("all")(everything)
+    relay = Relay(relay_db, registry=registry)
+    assert await relay.run_all() >= 5
+    got = mine(contacts.seen, account)
+    assert [str(e.resource_id) for e in got] == ids
+    assert all(e.type == "contact.created" for e in got)
+    assert [e.data["id"] for e in got] == ids  # the payload is the resource as the API returns it
+    assert got[0].actor_type == "user" and str(got[0].actor_id) == account.user["id"]
+    assert len({e.id for e in got}) == 5
+    assert {e.id for e in mine(everything.seen, account)} >= {e.id for e in got}
+    assert await relay.run_all() == 0  # nothing twice
+    assert len(mine(contacts.seen, account)) == 5
+
+
+async def test_a_crash_before_dispatch_loses_nothing(client: Any, relay_db: Database) -> None:
+    account = await register(client)
+    ids = await create_contacts(client, account, 3)
+
+    async def crash(ctx: RelayContext, events: list[DomainEvent]) -> None:
+        raise Crash  # the process dies mid-relay: not a failure the relay can isolate
+
+    crashing = SubscriberRegistry()
+    crashing.subscriber("crash")(crash)
+    with pytest.raises(Crash):
+        await Relay(relay_db, registry=crashing).run_once()
+
+    after_restart = SubscriberRegistry()
+    recorder = Recorder()
+    after_restart.subscriber("rec", "contact.*")(recorder)
+    await Relay(relay_db, registry=after_restart).run_all()
+    assert [str(e.resource_id) for e in mine(recorder.seen, account)] == ids
+
+
+async def test_a_failing_subscriber_does_not_hold_back_the_others(
+    client: Any, relay_db: Database
+) -> None:
+    account = await register(client)
+    ids = await create_contacts(client, account, 2)
+    registry = SubscriberRegistry()
+    healthy, flaky = Recorder(), Recorder(fail=2)
+    registry.subscriber("healthy", "contact.*")(healthy)
+    registry.subscriber("flaky", "contact.*")(flaky)
+    clock = FakeClock()
+    relay = Relay(relay_db, registry=registry, now=clock)
+    await relay.run_all()
+    assert [str(e.resource_id) for e in mine(healthy.seen, account)] == ids
+    assert mine(flaky.seen, account) == []
+
+    # The flaky subscriber is retried alone, one job per event, on the backoff schedule.
+    test_jobs = jobs.Registry()
+    schedule = jobs.registry.kinds[REDELIVER].schedule
+    test_jobs.handler(REDELIVER, schedule=schedule)(_redeliver_with(registry))
+    runner = jobs.JobRunner(relay_db, now=clock, registry_=test_jobs)
+    await _only_mine(relay_db, account)
+    assert await runner.run_due() == 2  # first retry: flaky fails once more (fail=1 left)
+    assert len(mine(flaky.seen, account)) == 1  # the second event's call succeeded
+    assert await runner.run_due() == 0  # the failed one waits for its backoff
+    clock.advance(seconds=schedule[0].total_seconds())
+    assert await runner.run_due() == 1
+    assert sorted(str(e.resource_id) for e in mine(flaky.seen, account)) == sorted(ids)
+    assert len(mine(healthy.seen, account)) == 2  # the healthy one never saw a repeat
+
+
+def _redeliver_with(registry: SubscriberRegistry) -> jobs.Handler:
+    """The production redeliver handler, resolving subscribers from a test registry."""
+
+    async def run(ctx: jobs.JobContext) -> None:
+        from rapport.core import outbox
+
+        saved = outbox.subscribers
+        outbox.subscribers = registry
+        try:
+            await redeliver(ctx)
+        finally:
+            outbox.subscribers = saved
+
+    return run
+
+
+async def _only_mine(db: Database, account: Account) -> None:
+    """Jobs of other workspaces (left by other tests) are set aside for this test's runner."""
+    async with db.write_sessions() as session, session.begin():
+        await session.execute(
+            update(jobs.TABLE)
+            .where(
+                jobs.TABLE.c.status == jobs.PENDING,
+                (jobs.TABLE.c.workspace_id != uuid.UUID(account.workspace_id))
+                | jobs.TABLE.c.workspace_id.is_(None),
+            )
+            .values(status="parked")
+        )
+
+
+class TestJobs:
+    async def _runner(self, db: Database, clock: FakeClock, registry: jobs.Registry) -> Any:
+        async with db.write_sessions() as session, session.begin():
+            await session.execute(
+                update(jobs.TABLE)
+                .where(jobs.TABLE.c.status == jobs.PENDING)
+                .values(status="parked")
+            )
+        return jobs.JobRunner(db, now=clock, registry_=registry)
+
+    async def _status(self, db: Database, job_id: uuid.UUID) -> dict[str, Any]:
+        async with db.read_sessions() as session:
+            row = (
+                (await session.execute(select(jobs.TABLE).where(jobs.TABLE.c.id == job_id)))
+                .mappings()
+                .one()
+            )
+        return dict(row)
+
+    async def _enqueue(self, db: Database, kind: str, **kw: Any) -> uuid.UUID:
+        async with db.write_sessions() as session, session.begin():
+            return await jobs.enqueue(session, kind, {"n": 1}, **kw)
+
+    async def test_backoff_then_success(self, database: Database) -> None:
+        clock = FakeClock()
+        registry = jobs.Registry()
+        calls: list[tuple[int, bool]] = []
+
+        @registry.handler("t.flaky", schedule=[timedelta(seconds=10), timedelta(minutes=1)])
+        async def flaky(ctx: jobs.JobContext) -> None:
+            calls.append((ctx.attempt, ctx.final))
+            if ctx.attempt < 3:
+                raise RuntimeError("not yet")
+
+        runner = await self._runner(database, clock, registry)
+        job_id = await self._enqueue(database, "t.flaky", now=clock())
+        assert await runner.run_due() == 1
+        row = await self._status(database, job_id)
+        assert row["status"] == "pending" and "not yet" in row["last_error"]
+        assert row["run_at"] == clock() + timedelta(seconds=10)
+        clock.advance(seconds=9)
+        assert await runner.run_due() == 0
+        clock.advance(seconds=1)
+        assert await runner.run_due() == 1
+        clock.advance(seconds=59)
+        assert await runner.run_due() == 0
+        clock.advance(seconds=1)
+        assert await runner.run_due() == 1
+        assert calls == [(1, False), (2, False), (3, True)]
+        row = await self._status(database, job_id)
+        assert row["status"] == "done" and row["attempts"] == 3
+
+    async def test_dead_after_the_last_attempt(self, database: Database) -> None:
+        clock = FakeClock()
+        registry = jobs.Registry()
+        dead: list[str] = []
+
+        async def on_dead(ctx: jobs.JobContext, error: str) -> None:
+            dead.append(error)
+
+        @registry.handler("t.broken", schedule=[timedelta(seconds=1)], on_dead=on_dead)
+        async def broken(ctx: jobs.JobContext) -> None:
+            raise ValueError("always")
+
+        runner = await self._runner(database, clock, registry)
+        job_id = await self._enqueue(database, "t.broken", now=clock())
+        await runner.run_due()
+        clock.advance(seconds=1)
+        await runner.run_due()
+        row = await self._status(database, job_id)
+        assert row["status"] == "dead" and row["attempts"] == 2
+        assert len(dead) == 1 and "always" in dead[0]
+        clock.advance(days=1)
+        assert await runner.run_due() == 0
+
+    async def test_an_expired_lease_is_claimed_again(self, database: Database) -> None:
+        clock = FakeClock()
+        registry = jobs.Registry()
+        runs: list[int] = []
+
+        @registry.handler("t.lease", lease=timedelta(seconds=30))
+        async def work(ctx: jobs.JobContext) -> None:
+            runs.append(ctx.attempt)
+
+        runner = await self._runner(database, clock, registry)
+        job_id = await self._enqueue(database, "t.lease", now=clock())
+        assert await runner.claim() == [job_id]  # a worker takes it, then dies
+        assert await runner.claim() == []  # leased: nobody else takes it
+        clock.advance(seconds=31)
+        assert await runner.run_due() == 1
+        assert runs == [2]
+        assert (await self._status(database, job_id))["status"] == "done"
+
+    async def test_concurrent_claims_never_share_a_job(self, database: Database) -> None:
+        clock = FakeClock()
+        registry = jobs.Registry()
+        registry.handler("t.share")(_noop)
+        runner = await self._runner(database, clock, registry)
+        ids = {await self._enqueue(database, "t.share", now=clock()) for _ in range(30)}
+        claims = await asyncio.gather(*(runner.claim(limit=4) for _ in range(12)))
+        taken = [job_id for claim in claims for job_id in claim]
+        assert len(taken) == len(set(taken)) == 30
+        assert set(taken) == ids
+
+    async def test_retry_waits_without_counting_an_attempt(self, database: Database) -> None:
+        clock = FakeClock()
+        registry = jobs.Registry()
+
+        @registry.handler("t.wait", schedule=[])
+        async def wait(ctx: jobs.JobContext) -> None:
+            if ctx.payload.get("n") == 1 and clock() < start + timedelta(minutes=5):
+                raise jobs.Retry(start + timedelta(minutes=5), "not before five minutes")
+
+        start = clock()
+        runner = await self._runner(database, clock, registry)
+        job_id = await self._enqueue(database, "t.wait", now=clock())
+        await runner.run_due()
+        row = await self._status(database, job_id)
+        assert row["status"] == "pending" and row["attempts"] == 0
+        clock.advance(minutes=5)
+        await runner.run_due()
+        assert (await self._status(database, job_id))["status"] == "done"
+
+    async def test_unknown_kind_fails_without_crashing(self, database: Database) -> None:
+        clock = FakeClock()
+        runner = await self._runner(database, clock, jobs.Registry())
+        job_id = await self._enqueue(database, "t.nobody", now=clock())
+        await runner.run_due()
+        row = await self._status(database, job_id)
+        assert row["status"] == "dead" and "no handler" in row["last_error"]
+
+
+async def _noop(ctx: jobs.JobContext) -> None:
+    return None
+
+
+async def test_the_background_loops_relay_commits_at_once(
+    client: Any, relay_db: Database, database_url: str
+) -> None:
+    """With the loops running (as in `make run`), a commit wakes the relay: no waiting for a poll,
+    and the jobs a subscriber queues run through taskiq's in-process broker."""
+    settings = base_settings(
+        database_url=database_url, outbox_poll_seconds=30, jobs_poll_seconds=30
+    )
+    background = Background(settings, relay_db)
+    seen = asyncio.Event()
+    ran = asyncio.Event()
+    account = await register(client)
+    from rapport.core import outbox
+
+    async def subscriber(ctx: RelayContext, events: list[DomainEvent]) -> None:
+        for event in events:
+            if str(event.workspace_id) == account.workspace_id:
+                await jobs.enqueue(
+                    ctx.session, "t.background", {"id": str(event.id)}, now=ctx.now()
+                )
+                seen.set()
+
+    @jobs.handler("t.background")
+    async def job(ctx: jobs.JobContext) -> None:
+        ran.set()
+
+    outbox.subscribers.subscriber("t.background", "contact.*")(subscriber)
+    await background.start()
+    try:
+        await create_contacts(client, account, 1)
+        await asyncio.wait_for(seen.wait(), timeout=5)
+        await asyncio.wait_for(ran.wait(), timeout=5)
+    finally:
+        outbox.subscribers.durable.pop("t.background", None)
+        jobs.registry.kinds.pop("t.background", None)
+        await background.stop()
+        relay_db.on_events_committed.remove(background.wake)
+
+
+async def test_events_stay_pending_until_dispatched(client: Any, relay_db: Database) -> None:
+    account = await register(client)
+    await create_contacts(client, account, 1)
+    async with relay_db.read_sessions() as session:
+        rows = (
+            await session.execute(
+                select(EVENTS.c.dispatched_at).where(
+                    EVENTS.c.workspace_id == uuid.UUID(account.workspace_id)
+                )
+            )
+        ).all()
+    assert rows and all(r[0] is None for r in rows)
