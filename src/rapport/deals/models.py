@@ -2,8 +2,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Index, String, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Date,
+    Index,
+    String,
+    UniqueConstraint,
+    func,
+    literal_column,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.core.models import (
@@ -15,6 +26,19 @@ from rapport.core.models import (
     member_fk,
     record_fk,
 )
+
+# Deals without an expected close date sort after every dated one. Not 9999-12-31: that is
+# date.max, which asyncpg sends as PostgreSQL's 'infinity', so a cursor carrying it would compare
+# greater than the inline '9999-12-31' below and page over undated deals forever.
+FAR_DATE = date(9999, 12, 30)
+
+
+def close_date_sort_key(expected_close_date: ColumnElement[Any]) -> ColumnElement[date]:
+    """`coalesce(expected_close_date, '9999-12-30')`, exactly as index ix_deal_sort_close holds it.
+
+    The constant is inline SQL (a bound parameter never matches an index expression), in the text
+    a DATE is stored as on SQLite; PostgreSQL reads it as a date because the column is one."""
+    return func.coalesce(expected_close_date, literal_column(f"'{FAR_DATE.isoformat()}'", Date))
 
 
 class Pipeline(RecordMixin, SoftDeleteMixin, Base):
@@ -94,3 +118,13 @@ class DealStageChange(TenantMixin, Base):
     to_stage_id: Mapped[uuid.UUID]
     changed_at: Mapped[datetime]
     changed_by: Mapped[uuid.UUID | None]
+
+
+# The close-date sort's index holds the listing's own expression (migration 0004).
+_deal = Deal.__table__
+Index(
+    "ix_deal_sort_close",
+    _deal.c.workspace_id,
+    close_date_sort_key(_deal.c.expected_close_date),
+    _deal.c.id,
+)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, insert, literal, literal_column
+from sqlalchemy import ColumnElement, Select, and_, func, insert, literal_column
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
@@ -29,7 +29,13 @@ from rapport.core.listing import (
     tag_filter,
 )
 from rapport.core.repository import TenantRepository
-from rapport.deals.models import Deal, DealStageChange, Pipeline, Stage
+from rapport.deals.models import (
+    Deal,
+    DealStageChange,
+    Pipeline,
+    Stage,
+    close_date_sort_key,
+)
 from rapport.deals.schemas import STATUSES
 from rapport.leads.models import Lead
 from rapport.search.indexer import record_matches
@@ -39,7 +45,6 @@ p = Pipeline.__table__
 s = Stage.__table__
 t = Deal.__table__
 h = DealStageChange.__table__
-FAR_DATE = date(9999, 12, 31)  # deals without an expected close date sort last (ascending)
 
 
 # -- listings ----------------------------------------------------------------------------------
@@ -82,9 +87,8 @@ DEAL_LISTING = Listing(
         "created_at": Sort(t.c.created_at, datetime),
         "updated_at": Sort(t.c.updated_at, datetime),
         "amount": Sort(func.coalesce(t.c.amount, literal_column("0")), BigInt),
-        "expected_close_date": Sort(
-            func.coalesce(t.c.expected_close_date, literal(FAR_DATE)), date
-        ),
+        # The expression its index holds (deals/models.py).
+        "expected_close_date": Sort(close_date_sort_key(t.c.expected_close_date), date),
         "name": Sort(t.c.name),
     },
     default_sort="created_at",
@@ -362,10 +366,16 @@ class DealRepository(TenantRepository):
         self._stage_info: dict[uuid.UUID, dict[str, Any]] = {}  # per request: bulk writes
 
     def joined(self, include_deleted: bool = False) -> Select[Any]:
+        # Outer joins, though every deal has its stage and pipeline (NOT NULL foreign keys): they
+        # keep the deal as the outer loop, so a list walks a deal sort index and stops at its
+        # limit. With inner joins SQLite, once ANALYZE has run, starts from the small stage
+        # table and sorts every deal of the workspace (measured: 1.6 s against 6 ms, 100k deals).
         return (
             self.select(include_deleted=include_deleted)
             .select_from(
-                t.join(s, and_(s.c.workspace_id == t.c.workspace_id, s.c.id == t.c.stage_id)).join(
+                t.outerjoin(
+                    s, and_(s.c.workspace_id == t.c.workspace_id, s.c.id == t.c.stage_id)
+                ).outerjoin(
                     p, and_(p.c.workspace_id == t.c.workspace_id, p.c.id == t.c.pipeline_id)
                 )
             )
@@ -448,3 +458,85 @@ class DealRepository(TenantRepository):
         await StageChangeRepository(self.session, self.workspace_id).erase_for(deal_id)
         for links in (_ActivityLinks, _TaskLinks, _LeadLinks):
             await links(self.session, self.workspace_id).detach(deal_id)
+
+    # -- bulk writes: every lookup batched -----------------------------------------------------
+    async def _with_stages(self, rows: Sequence[RowMapping | None]) -> list[Any]:
+        """Written rows with their stage's and pipeline's names, looked up in one query for the
+        stages not seen yet in this request."""
+        missing = {r["stage_id"] for r in rows if r is not None} - self._stage_info.keys()
+        if missing:
+            stmt = (
+                self.stages.select(s.c.id, *STAGE_INFO)
+                .select_from(
+                    s.join(p, and_(p.c.workspace_id == s.c.workspace_id, p.c.id == s.c.pipeline_id))
+                )
+                .where(s.c.id.in_(sorted(missing, key=str)))
+            )
+            for row in (await self.session.execute(stmt)).mappings().all():
+                info = dict(row)
+                self._stage_info[info.pop("id")] = info
+        return [None if r is None else {**r, **self._stage_info[r["stage_id"]]} for r in rows]
+
+    async def insert_returning(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
+        return await self._with_stages(await super().insert_returning(rows))
+
+    async def update_each(self, items: Sequence[tuple[uuid.UUID, dict[str, Any]]]) -> list[Any]:
+        """A bulk update's UPDATEs (one statement each), then the stage names in one query."""
+        rows = [await TenantRepository.update(self, deal_id, values) for deal_id, values in items]
+        return await self._with_stages(rows)
+
+    async def live_by_ids(
+        self, ids: Sequence[uuid.UUID], *, lock: bool = False
+    ) -> dict[uuid.UUID, RowMapping]:
+        """Live deals with their stage info, in id order (locked on PostgreSQL when asked)."""
+        stmt = self.joined().where(t.c.id.in_(sorted(set(ids), key=str))).order_by(t.c.id)
+        if lock:
+            stmt = stmt.with_for_update(of=t)
+        rows = (await self.session.execute(stmt)).mappings().all()
+        return {uuid.UUID(str(row["id"])): row for row in rows}
+
+    async def add_stage_changes(
+        self,
+        moves: Sequence[tuple[uuid.UUID, uuid.UUID | None, uuid.UUID]],
+        changed_by: uuid.UUID | None,
+    ) -> list[dict[str, Any]]:
+        """Stage history rows, `(deal_id, from_stage_id, to_stage_id)` each, in one batch."""
+        now = utcnow()
+        rows = [
+            {
+                "workspace_id": self.workspace_id,
+                "id": new_id(),
+                "deal_id": deal_id,
+                "from_stage_id": from_stage_id,
+                "to_stage_id": to_stage_id,
+                "changed_at": now,
+                "changed_by": changed_by,
+            }
+            for deal_id, from_stage_id, to_stage_id in moves
+        ]
+        if rows:
+            await self.session.execute(insert(h), rows)
+        return rows
+
+    async def party_names_many(self, rows: Sequence[Any]) -> list[dict[str, str | None]]:
+        """`party_names` for many deals: one query for the contacts, one for the companies."""
+        contact_ids = sorted({r["contact_id"] for r in rows if r["contact_id"]}, key=str)
+        company_ids = sorted({r["company_id"] for r in rows if r["company_id"]}, key=str)
+        contacts: dict[Any, str | None] = {}
+        if contact_ids:
+            repo = ContactRepository(self.session, self.workspace_id)
+            c = repo.table
+            stmt = repo.select(
+                c.c.id, c.c.first_name, c.c.last_name, c.c.email, include_deleted=True
+            ).where(c.c.id.in_(contact_ids))
+            for row in (await self.session.execute(stmt)).all():
+                full = " ".join(x for x in (row.first_name, row.last_name) if x)
+                contacts[row.id] = full or row.email
+        companies = await CompanyRepository(self.session, self.workspace_id).names(company_ids)
+        return [
+            {
+                "contact_name": contacts.get(r["contact_id"]) if r["contact_id"] else None,
+                "company_name": companies.get(r["company_id"]) if r["company_id"] else None,
+            }
+            for r in rows
+        ]

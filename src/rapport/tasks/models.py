@@ -36,6 +36,10 @@ class Task(RecordMixin, SoftDeleteMixin, UserFacingMixin, Base):
         Index("ix_task_company", "workspace_id", "company_id"),
         Index("ix_task_lead", "workspace_id", "lead_id"),
         Index("ix_task_deal", "workspace_id", "deal_id"),
+        # Migration 0004 also indexes (workspace_id, <sort expression>, id) for the due_at and
+        # priority sorts (ix_task_sort_due, ix_task_sort_priority) in raw SQL: autogenerate cannot
+        # compare them on PostgreSQL (a CASE comes back pretty-printed over several lines, a
+        # timestamptz constant in the session's time zone), so they are not declared here.
     )
 
     title: Mapped[str] = mapped_column(String(500))

@@ -4,10 +4,21 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, not_
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    and_,
+    case,
+    func,
+    literal,
+    literal_column,
+    not_,
+)
 
 from rapport.core.clock import utcnow
 from rapport.core.listing import EQUALITY, RANGE, Filter, Listing, Sort, tag_filter
+from rapport.core.models import UTCDateTime
 from rapport.core.repository import TenantRepository
 from rapport.search.indexer import record_matches
 from rapport.tasks.models import PRIORITIES, STATUSES, Task
@@ -16,7 +27,32 @@ t = Task.__table__
 CLOSED = ("done", "cancelled")
 # Tasks without a due date sort after every dated one.
 FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
-PRIORITY_RANK = case({"urgent": 0, "high": 1, "normal": 2, "low": 3}, value=t.c.priority, else_=4)
+# Sort ranks: urgent first; a priority outside the list (none today) would sort last.
+PRIORITY_RANKS = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+UNRANKED = len(PRIORITY_RANKS)
+
+
+def due_sort_key(due_at: ColumnElement[Any]) -> ColumnElement[datetime]:
+    """`coalesce(due_at, <far future>)`, exactly as index ix_task_sort_due holds it.
+
+    The constant must be inline SQL (a bound parameter never matches an index expression) and it
+    must be the very text the column's type stores: on SQLite UTCDateTime keeps naive UTC text,
+    compared as text with stored values and with a cursor's value, so any other spelling of the
+    same instant breaks keyset paging across undated rows. The type renders it at execution:
+    '9999-12-31 00:00:00.000000' on SQLite, '9999-12-31 00:00:00+00:00' on PostgreSQL (a
+    timestamptz with an explicit offset, the same in every session time zone).
+    """
+    return func.coalesce(due_at, literal(FAR_FUTURE, UTCDateTime(), literal_execute=True))
+
+
+def priority_rank(priority: ColumnElement[Any]) -> ColumnElement[int]:
+    """`CASE priority WHEN 'urgent' THEN 0 ... ELSE 4 END` with inline constants, exactly as index
+    ix_task_sort_priority holds it."""
+    ranks = [
+        (literal_column(f"'{name}'", String), literal_column(str(rank), Integer))
+        for name, rank in PRIORITY_RANKS.items()
+    ]
+    return case(*ranks, value=priority, else_=literal_column(str(UNRANKED), Integer))
 
 
 def _overdue(_op: str, values: list[Any]) -> ColumnElement[bool]:
@@ -49,9 +85,10 @@ TASK_LISTING = Listing(
         "created_at": Filter(t.c.created_at, datetime, RANGE),
     },
     sorts={
-        "due_at": Sort(func.coalesce(t.c.due_at, literal(FAR_FUTURE, t.c.due_at.type)), datetime),
+        # Expression sorts: each one is the expression its index holds (migration 0004).
+        "due_at": Sort(due_sort_key(t.c.due_at), datetime),
         "created_at": Sort(t.c.created_at, datetime),
-        "priority": Sort(PRIORITY_RANK, int),
+        "priority": Sort(priority_rank(t.c.priority), int),
     },
     # Ascending by default: soonest due first (undated last), urgent first, oldest first.
     default_sort="due_at",
