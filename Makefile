@@ -9,7 +9,7 @@ STAMP := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml | cksum | cut -d' ' 
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: install run test lint fmt openapi bench clean
+.PHONY: install run test lint fmt openapi bench fuzz clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -38,6 +38,16 @@ fmt: install
 
 openapi: install  ## regenerate the checked-in openapi.json
 	$(VENV)/bin/rapport openapi export
+
+fuzz: install  ## a long schemathesis campaign against every operation (both backends if configured)
+	RAPPORT_FUZZ_EXAMPLES=$${RAPPORT_FUZZ_EXAMPLES:-200} $(VENV)/bin/pytest -q -p no:cacheprovider -m fuzz tests/fuzz
+
+# Benchmarks (not part of `make test`): BENCH_BACKEND=postgres|sqlite, BENCH_CONTACTS (1000000),
+# BENCH_ARGS for more (e.g. "--duration 30 --scenarios get,list"). Needs wrk (apt-get install wrk).
+BENCH_BACKEND ?= postgres
+BENCH_CONTACTS ?= 1000000
+bench: install  ## Rapport against the raw floor, same run; results in bench/results/
+	$(VENV)/bin/python -m bench.run --backend $(BENCH_BACKEND) -n $(BENCH_CONTACTS) $(BENCH_ARGS)
 
 clean:
 	rm -rf .uv $(VENV) .pytest_cache .ruff_cache

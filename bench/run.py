@@ -1,0 +1,439 @@
+"""`make bench`: load N contacts, then measure Rapport against the floor in the same run.
+
+For each scenario, wrk (a separate process, 8 connections by default) drives the floor app
+(`bench/floor.py`: Starlette + asyncpg or sqlite3, the same SQL and JSON encoding) and then
+Rapport, both served by uvicorn with 2 workers, uvloop and httptools. Reported: requests/s, p50
+and p99 latency, errors, the ratio Rapport/floor, and Rapport's peak worker RSS. Bulk create
+(`POST /contacts/bulk`, 1000 contacts) is compared with raw COPY (PostgreSQL) or executemany
+(SQLite) of the same rows into the same indexed table. Results: `bench/results/<stamp>-<backend>.md`
+and `.json`.
+
+    .venv/bin/python -m bench.run --backend postgres -n 1000000
+    .venv/bin/python -m bench.run --backend sqlite -n 100000 --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.generate import Workspace, load
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+WORK = ROOT / ".work"
+PG_ADMIN = os.environ.get("BENCH_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_DB = "rapport_bench"
+RAPPORT_PORT, FLOOR_PORT = 8100, 8101
+SCENARIOS = ["get", "list", "search", "timeline", "create", "patch"]
+TARGETS = {"read": 0.6, "write": 0.5, "p99_factor": 2.0, "bulk": 0.5, "rss_mb": 150}
+
+
+@dataclass
+class Load:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+
+
+@dataclass
+class Row:
+    scenario: str
+    floor: Load
+    rapport: Load
+    ratio: float
+    p99_ratio: float
+    rss_mb: float
+
+
+@dataclass
+class Report:
+    backend: str
+    contacts: int
+    connections: int
+    duration_s: int
+    workers: int
+    started: str
+    machine: str
+    load_rates: dict[str, float]
+    rows: list[Row] = field(default_factory=list)
+    bulk: dict[str, float] = field(default_factory=dict)
+
+
+# -- processes -------------------------------------------------------------------------------
+def _venv_bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def serve(target: str, port: int, env: dict[str, str], workers: int, factory: bool) -> Any:
+    args = [
+        _venv_bin("uvicorn"),
+        target,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    if factory:
+        args.append("--factory")
+    proc = subprocess.Popen(
+        args, env={**os.environ, **env}, cwd=ROOT.parent, start_new_session=True
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/api/v1/contacts/{uuid.uuid4()}", timeout=2)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    stop(proc)
+    raise RuntimeError(f"{target} did not start on port {port}")
+
+
+def stop(proc: Any) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def worker_rss_mb(proc: Any) -> float:
+    """The largest resident set among the server's worker processes (children of uvicorn)."""
+    biggest = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        ppid = re.search(r"PPid:\s+(\d+)", text)
+        rss = re.search(r"VmRSS:\s+(\d+)", text)
+        if ppid and rss and int(ppid.group(1)) == proc.pid:
+            biggest = max(biggest, int(rss.group(1)))
+    return biggest / 1024
+
+
+def wrk(scenario: str, port: int, env: dict[str, str], connections: int, duration: int) -> Load:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(ROOT / "wrk" / f"{scenario}.lua"),
+            f"http://127.0.0.1:{port}",
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    n_errors = int(errors.group(1)) if errors else 0
+    if socket:
+        n_errors += sum(int(g) for g in socket.groups())
+    return Load(rps, _latency(out, "50%"), _latency(out, "99%"), n_errors, total)
+
+
+def _latency(out: str, pct: str) -> float:
+    match = re.search(rf"\s{re.escape(pct)}\s+([\d.]+)(us|ms|s)", out)
+    if not match:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+# -- bulk ------------------------------------------------------------------------------------
+def _bulk_items(n: int, tag: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "first_name": "Bulk",
+            "last_name": f"Row{i}",
+            "email": f"bulk-{tag}-{i}@bench.example.com",
+            "phone": "(979) 236-1958",
+            "status": "new",
+        }
+        for i in range(n)
+    ]
+
+
+def bulk_api(key: str, rounds: int) -> float:
+    """Rows/s of `POST /contacts/bulk` with 1000 contacts (median of rounds)."""
+    rates = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{RAPPORT_PORT}", timeout=120) as client:
+        for r in range(rounds + 1):
+            items = _bulk_items(1000, f"{uuid.uuid4().hex[:8]}{r}")
+            started = time.perf_counter()
+            resp = client.post(
+                "/api/v1/contacts/bulk",
+                json={"items": items},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            elapsed = time.perf_counter() - started
+            if resp.status_code not in (200, 201):
+                raise RuntimeError(f"bulk create failed: {resp.status_code} {resp.text[:300]}")
+            if r:  # the first is a warm-up
+                rates.append(1000 / elapsed)
+    return statistics.median(rates)
+
+
+async def bulk_raw(url: str, ws: Workspace, rounds: int) -> float:
+    """Rows/s of the floor: the same 1000 contacts (with their search documents) by COPY into
+    the same indexed tables on PostgreSQL, by executemany on SQLite."""
+    from bench.generate import PostgresWriter, SQLiteWriter, search_row
+    from rapport.contacts.service import ContactService
+    from rapport.core.ids import new_id
+    from rapport.core.values import phone_e164
+
+    rates = []
+    for r in range(rounds + 1):
+        now = datetime.now(UTC)
+        rows = []
+        for item in _bulk_items(1000, f"raw{uuid.uuid4().hex[:8]}{r}"):
+            row = {
+                **item,
+                "workspace_id": ws.id,
+                "id": new_id(),
+                "created_at": now,
+                "updated_at": now,
+                "version": 1,
+                "deleted_at": None,
+                "tags": [],
+                "custom_fields": {},
+                "address": {},
+                "phone_e164": phone_e164(item["phone"]),
+            }
+            rows.append(row)
+        docs = [search_row(ws, "contact", ContactService, row) for row in rows]
+        if url.startswith("postgresql"):
+            writer: Any = PostgresWriter(url)
+            import asyncpg
+
+            writer.conn = await asyncpg.connect(writer.url)
+            started = time.perf_counter()
+            async with writer.conn.transaction():
+                await writer.write("contact", rows)
+                await writer.write("search_document", docs)
+            elapsed = time.perf_counter() - started
+            await writer.conn.close()
+        else:
+            writer = SQLiteWriter(url)
+            started = time.perf_counter()
+            await writer.write("contact", rows)
+            await writer.write("search_document", docs)
+            elapsed = time.perf_counter() - started
+            await writer.close()
+        if r:
+            rates.append(1000 / elapsed)
+    return statistics.median(rates)
+
+
+# -- the run ---------------------------------------------------------------------------------
+def prepare_database(backend: str) -> str:
+    if backend == "postgres":
+        subprocess.run(
+            ["psql", PG_ADMIN, "-qc", f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)"], check=True
+        )
+        subprocess.run(["psql", PG_ADMIN, "-qc", f"CREATE DATABASE {PG_DB}"], check=True)
+        base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        return f"{base}/{PG_DB}"
+    path = WORK / "rapport_bench.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def write_ids(url: str, ws: Workspace) -> Path:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    path = WORK / "ids.txt"
+    if url.startswith("postgresql"):
+        import asyncpg
+
+        async def fetch() -> list[str]:
+            conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql", 1))
+            rows = await conn.fetch(
+                "SELECT id FROM contact WHERE workspace_id = $1 ORDER BY random() LIMIT 20000",
+                ws.id,
+            )
+            await conn.close()
+            return [str(r["id"]) for r in rows]
+
+        ids = asyncio.run(fetch())
+    else:
+        engine = create_engine(f"sqlite:///{make_url(url).database}")
+        with engine.connect() as conn:
+            ids = [
+                str(uuid.UUID(r[0]))
+                for r in conn.execute(text("SELECT id FROM contact ORDER BY random() LIMIT 20000"))
+            ]
+        engine.dispose()
+    path.write_text("\n".join(ids) + "\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Rapport against the floor, same run")
+    parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("-n", type=int, default=int(os.environ.get("BENCH_CONTACTS", "1000000")))
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--bulk-rounds", type=int, default=5)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk (Debian)")
+    WORK.mkdir(exist_ok=True)
+    RESULTS.mkdir(exist_ok=True)
+
+    url = prepare_database(args.backend)
+    print(f"Loading {args.n:,} contacts into {args.backend} ...")
+    started = time.perf_counter()
+    ws, rates = asyncio.run(load(url, args.n))
+    print(f"Loaded in {time.perf_counter() - started:.0f} s")
+    ids = write_ids(url, ws)
+
+    report = Report(
+        backend=args.backend,
+        contacts=args.n,
+        connections=args.connections,
+        duration_s=args.duration,
+        workers=args.workers,
+        started=datetime.now(UTC).isoformat(timespec="seconds"),
+        machine=f"{platform.node()} {os.cpu_count()} cpu",
+        load_rates=rates,
+    )
+    lua_env = {"BENCH_IDS": str(ids), "BENCH_KEY": ws.api_key, "BENCH_WRK": str(ROOT / "wrk")}
+    rapport_env = {
+        "RAPPORT_ENV": "production",
+        "RAPPORT_DATABASE_URL": url,
+        "RAPPORT_SECRET_KEY": "bench-secret-" + "x" * 40,
+        "RAPPORT_AUTO_MIGRATE": "false",
+        "RAPPORT_LOG_LEVEL": "WARNING",
+        "RAPPORT_ACCESS_LOG": "false",
+        "RAPPORT_RATE_LIMIT_DEFAULT": "100000000/minute",
+    }
+    raw_url = url.replace("postgresql+asyncpg", "postgresql", 1).replace(
+        "sqlite+aiosqlite", "sqlite", 1
+    )
+    floor_env = {
+        "BENCH_URL": raw_url,
+        "BENCH_KEY": ws.api_key,
+        "BENCH_WORKSPACE": str(ws.id),
+        "BENCH_USER": str(ws.user_id),
+    }
+    for scenario in args.scenarios.split(","):
+        floor = serve("bench.floor:app", FLOOR_PORT, floor_env, args.workers, factory=False)
+        try:
+            wrk(scenario, FLOOR_PORT, lua_env, args.connections, 3)  # warm-up
+            floor_load = wrk(scenario, FLOOR_PORT, lua_env, args.connections, args.duration)
+        finally:
+            stop(floor)
+        rapport = serve("rapport.main:create_app", RAPPORT_PORT, rapport_env, args.workers, True)
+        try:
+            wrk(scenario, RAPPORT_PORT, lua_env, args.connections, 3)
+            rapport_load = wrk(scenario, RAPPORT_PORT, lua_env, args.connections, args.duration)
+            rss = worker_rss_mb(rapport)
+        finally:
+            stop(rapport)
+        row = Row(
+            scenario,
+            floor_load,
+            rapport_load,
+            rapport_load.requests_per_s / floor_load.requests_per_s,
+            rapport_load.p99_ms / floor_load.p99_ms,
+            rss,
+        )
+        report.rows.append(row)
+        print(
+            f"{scenario:9} floor {floor_load.requests_per_s:8.0f} req/s"
+            f" p99 {floor_load.p99_ms:6.1f} ms"
+            f" | rapport {rapport_load.requests_per_s:8.0f} req/s p99 {rapport_load.p99_ms:6.1f} ms"
+            f" | ratio {row.ratio:.2f} | rss {rss:.0f} MB | errors {rapport_load.errors}"
+        )
+
+    rapport = serve("rapport.main:create_app", RAPPORT_PORT, rapport_env, args.workers, True)
+    try:
+        api = bulk_api(ws.api_key, args.bulk_rounds)
+    finally:
+        stop(rapport)
+    raw = asyncio.run(bulk_raw(url, ws, args.bulk_rounds))
+    report.bulk = {"api_rows_per_s": api, "raw_rows_per_s": raw, "ratio": api / raw}
+    print(f"bulk     raw {raw:8.0f} rows/s | rapport {api:8.0f} rows/s | ratio {api / raw:.2f}")
+    write_results(report)
+
+
+def write_results(report: Report) -> None:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    base = RESULTS / f"{stamp}-{report.backend}"
+    base.with_suffix(".json").write_text(json.dumps(asdict(report), indent=2))
+    lines = [
+        f"# Rapport vs floor: {report.backend}, {report.contacts:,} contacts",
+        "",
+        f"{report.started}; {report.machine}; wrk {report.connections} connections, "
+        f"{report.duration_s} s per run; uvicorn {report.workers} workers.",
+        "",
+        "| scenario | floor req/s | floor p99 ms | Rapport req/s | Rapport p99 ms | ratio | "
+        "p99 × floor | target | worker RSS MB | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report.rows:
+        target = TARGETS["write"] if row.scenario in ("create", "patch") else TARGETS["read"]
+        met = "yes" if row.ratio >= target else "no"
+        lines.append(
+            f"| {row.scenario} | {row.floor.requests_per_s:.0f} | {row.floor.p99_ms:.1f} | "
+            f"{row.rapport.requests_per_s:.0f} | {row.rapport.p99_ms:.1f} | {row.ratio:.2f} | "
+            f"{row.p99_ratio:.2f} | ≥ {target} ({met}) | {row.rss_mb:.0f} | "
+            f"{row.rapport.errors} |"
+        )
+    if report.bulk:
+        b = report.bulk
+        lines += [
+            "",
+            f"Bulk create of 1000 contacts: Rapport {b['api_rows_per_s']:.0f} rows/s, raw "
+            f"{b['raw_rows_per_s']:.0f} rows/s: ratio {b['ratio']:.2f} "
+            f"(target ≥ {TARGETS['bulk']}).",
+        ]
+    lines += [
+        "",
+        "Load rates (rows/s): " + ", ".join(f"{k} {v:,.0f}" for k, v in report.load_rates.items()),
+    ]
+    base.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print(f"Wrote {base}.md and .json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,4 @@
+dofile(os.getenv("BENCH_WRK") .. "/common.lua")
+request = function()
+  return wrk.format("GET", "/api/v1/contacts/" .. pick() .. "/activities?limit=20", auth())
+end
