@@ -9,7 +9,7 @@ STAMP := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml | cksum | cut -d' ' 
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: install run test lint fmt openapi bench fuzz clean
+.PHONY: install run test lint fmt openapi bench fuzz soak clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -48,6 +48,9 @@ BENCH_BACKEND ?= postgres
 BENCH_CONTACTS ?= 1000000
 bench: install  ## Rapport against the raw floor, same run; results in bench/results/
 	$(VENV)/bin/python -m bench.run --backend $(BENCH_BACKEND) -n $(BENCH_CONTACTS) $(BENCH_ARGS)
+
+soak: install  ## 5 minutes at 64 connections with PostgreSQL and Redis restarted (restarts services!)
+	$(VENV)/bin/python -m bench.soak --duration $${SOAK_SECONDS:-300}
 
 clean:
 	rm -rf .uv $(VENV) .pytest_cache .ruff_cache
