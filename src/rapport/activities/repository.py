@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import orjson
-from sqlalchemy import ColumnElement, Select, func, literal, tuple_
+from sqlalchemy import ColumnElement, Select, bindparam, func, literal, select, tuple_
 from sqlalchemy.engine import RowMapping
 
 from rapport.activities.models import DIRECTIONS, KINDS, Activity
@@ -61,6 +61,44 @@ class ContactRef(TenantRepository):
             .values(last_activity_at=latest)
         )
 
+    async def touch_last_activities(self, latest: Mapping[uuid.UUID, datetime]) -> None:
+        """`touch_last_activity` for many contacts: one batched statement, in id order."""
+        if not latest:
+            return
+        c = self.table.c
+        at = bindparam("at", type_=c.last_activity_at.type)
+        stmt = (
+            self.update_stmt(include_deleted=True)
+            .where(c.id == bindparam("contact", type_=c.id.type))
+            .where((c.last_activity_at.is_(None)) | (c.last_activity_at < at))
+            .values(last_activity_at=at)
+        )
+        await self.session.execute(
+            stmt,
+            [{"contact": k, "at": latest[k]} for k in sorted(latest, key=str)],
+        )
+
+    async def recount_last_activities(self, contact_ids: Sequence[uuid.UUID]) -> None:
+        """last_activity_at of these contacts from their latest live activity, one statement."""
+        if not contact_ids:
+            return
+        c = self.table.c
+        latest = (
+            select(func.max(t.c.occurred_at))
+            .where(
+                t.c.workspace_id == c.workspace_id,
+                t.c.contact_id == c.id,
+                t.c.deleted_at.is_(None),
+            )
+            .correlate(self.table)
+            .scalar_subquery()
+        )
+        await self.session.execute(
+            self.update_stmt(include_deleted=True)
+            .where(c.id.in_(sorted(contact_ids, key=str)))
+            .values(last_activity_at=latest)
+        )
+
 
 class LeadRef(TenantRepository):
     """The leads an activity names: existence checks and the exact `activity_count`."""
@@ -68,16 +106,21 @@ class LeadRef(TenantRepository):
     table = Lead.__table__
 
     async def add_activities(self, deltas: Mapping[uuid.UUID, int]) -> None:
-        """`activity_count = activity_count + delta`, one atomic statement per lead, in id order
-        so that two transactions touching the same leads always lock them in the same order."""
-        count = self.table.c.activity_count
-        for lead_id in sorted(deltas, key=str):
-            if deltas[lead_id]:
-                await self.session.execute(
-                    self.update_stmt(include_deleted=True)
-                    .where(self.table.c.id == lead_id)
-                    .values(activity_count=count + deltas[lead_id])
-                )
+        """`activity_count = activity_count + delta`, one atomic UPDATE per lead sent as one
+        batch, in id order so that two transactions touching the same leads always lock them in
+        the same order."""
+        moved = [(k, deltas[k]) for k in sorted(deltas, key=str) if deltas[k]]
+        if not moved:
+            return
+        c = self.table.c
+        stmt = (
+            self.update_stmt(include_deleted=True)
+            .where(c.id == bindparam("lead", type_=c.id.type))
+            .values(
+                activity_count=c.activity_count + bindparam("delta", type_=c.activity_count.type)
+            )
+        )
+        await self.session.execute(stmt, [{"lead": k, "delta": d} for k, d in moved])
 
 
 class DealRef(TenantRepository):

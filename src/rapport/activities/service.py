@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
@@ -23,11 +25,10 @@ from rapport.activities.repository import (
     LeadRef,
 )
 from rapport.activities.schemas import LINKS, ActivityBulkUpdate, ActivityCreate, ActivityUpdate
-from rapport.core.bulk import run_bulk
 from rapport.core.clock import utcnow
 from rapport.core.errors import PreconditionFailed, ValidationFailed
 from rapport.core.listing import ListParams, Page
-from rapport.records.service import RecordService, SearchDoc
+from rapport.records.service import Change, RecordService, SearchDoc
 
 FIELDS = (
     "id",
@@ -68,6 +69,8 @@ class ActivityService(RecordService):
     listing = ACTIVITY_LISTING
     not_found = ActivityNotFound
     searchable = True
+    member_fields = ("author_id",)
+    record_fields = RECORD_REPOSITORIES
     repo: ActivityRepository
 
     def read(self, row: RowMapping) -> dict[str, Any]:
@@ -95,24 +98,39 @@ class ActivityService(RecordService):
     async def _follow(self, before: RowMapping | None, after: RowMapping | None) -> None:
         """Keep lead counts and contact times in step when an activity goes from `before` to
         `after` (each the live state, or None when it was not or is no longer live)."""
-        leads: Counter[uuid.UUID] = Counter()
-        if before is not None and before["lead_id"] is not None:
-            leads[_key(before["lead_id"])] -= 1
-        if after is not None and after["lead_id"] is not None:
-            leads[_key(after["lead_id"])] += 1
-        await LeadRef(self.session, self.workspace_id).add_activities(leads)
+        await self._follow_many([(before, after)])
 
+    async def _follow_many(
+        self, moves: Sequence[tuple[RowMapping | None, RowMapping | None]]
+    ) -> None:
+        """`_follow` for many activity writes at once, made after all of them: the lead counts
+        move by their summed deltas (one batched statement), contacts are moved forward to their
+        newest activity (one), and those that lost one are recounted from their live activities
+        (one)."""
+        leads: Counter[uuid.UUID] = Counter()
+        touched: dict[uuid.UUID, datetime] = {}
+        recount: dict[uuid.UUID, None] = {}
+        for before, after in moves:
+            if before is not None and before["lead_id"] is not None:
+                leads[_key(before["lead_id"])] -= 1
+            if after is not None and after["lead_id"] is not None:
+                leads[_key(after["lead_id"])] += 1
+            old = before["contact_id"] if before is not None else None
+            new = after["contact_id"] if after is not None else None
+            if old is not None and (
+                new is None
+                or _key(new) != _key(old)
+                or (after is not None and after["occurred_at"] < before["occurred_at"])
+            ):
+                recount[_key(old)] = None
+            if new is not None and after is not None:
+                key, at = _key(new), after["occurred_at"]
+                touched[key] = max(at, touched.get(key, at))
+        await LeadRef(self.session, self.workspace_id).add_activities(leads)
         contacts = ContactRef(self.session, self.workspace_id)
-        old = before["contact_id"] if before is not None else None
-        new = after["contact_id"] if after is not None else None
-        if old is not None and (
-            new is None
-            or _key(new) != _key(old)
-            or (after is not None and after["occurred_at"] < before["occurred_at"])
-        ):
-            await contacts.set_last_activity(old, self.repo.latest_for_contact(old))
-        if new is not None and after is not None:
-            await contacts.touch_last_activity(new, after["occurred_at"])
+        # Forward moves first: a recount (exact, from the rows as now written) has the last word.
+        await contacts.touch_last_activities(touched)
+        await contacts.recount_last_activities(list(recount))
 
     # -- writes ---------------------------------------------------------------------------------
     async def _check_links(self, values: dict[str, Any], current: RowMapping | None) -> None:
@@ -120,21 +138,30 @@ class ActivityService(RecordService):
             if field in values and (current is None or values[field] != current[field]):
                 await self.check_record(RECORD_REPOSITORIES[field], values[field], field)
 
-    async def create(self, body: ActivityCreate) -> RowMapping:
+    async def prepare_create(self, body: ActivityCreate, **_options: Any) -> dict[str, Any]:
         values = body.model_dump(exclude={"custom_fields"})
         await self._check_links(values, None)
         values["author_id"] = body.author_id or self.principal.user_id
         await self.check_member(values["author_id"], "author_id")
         values["occurred_at"] = body.occurred_at or utcnow()
         values["custom_fields"] = await self.custom_fields.validate(body.custom_fields)
-        row = await self.repo.insert(values)
-        await self._follow(None, row)
-        await self.after_write("created", row)
+        return values
+
+    async def create(self, body: ActivityCreate) -> RowMapping:
+        row = await self.repo.insert(await self.prepare_create(body))
+        await self.after_created([row])
         return row
 
-    async def _changes(self, body: ActivityUpdate, current: RowMapping) -> dict[str, Any]:
+    async def after_created(self, rows: Sequence[RowMapping]) -> None:
+        await self._follow_many([(None, row) for row in rows])
+        await self.after_write_many("created", rows)
+
+    async def prepare_update(
+        self, body: ActivityUpdate, current: RowMapping, sent: set[str] | None = None
+    ) -> Change:
+        sent = body.model_fields_set - {"id"} if sent is None else sent
         changes: dict[str, Any] = {}
-        for name in body.model_fields_set - {"id"}:
+        for name in sent:
             value = getattr(body, name)
             if name in ("kind", "occurred_at") and value is None:
                 continue  # required: null leaves it as is
@@ -157,24 +184,30 @@ class ActivityService(RecordService):
             changes["custom_fields"] = await self.custom_fields.validate(
                 body.custom_fields or {}, current["custom_fields"]
             )
-        return changes
+        return Change(current, changes)
+
+    async def after_updated(self, pairs: Sequence[tuple[Change, RowMapping]]) -> None:
+        await self._follow_many([(c.current, row) for c, row in pairs])
+        await self.after_write_many("updated", [row for _, row in pairs])
 
     async def update(
         self, activity_id: uuid.UUID, body: ActivityUpdate, expected: int | None
     ) -> RowMapping:
         # The write is conditional on the version read, so the counts move from the state the
         # write really replaced; a concurrent change in between means read again and retry.
+        # (A bulk update locks the rows it loads instead.)
         for _ in range(UPDATE_ATTEMPTS):
             current = await self.get(activity_id)
             if expected is not None and current["version"] != expected:
                 raise PreconditionFailed()
-            changes = await self._changes(body, current)
-            if not changes:
+            change = await self.prepare_update(body, current)
+            if not change.changes:
                 return current
-            row = await self.repo.update(activity_id, changes, expected_version=current["version"])
+            row = await self.repo.update(
+                activity_id, change.changes, expected_version=current["version"]
+            )
             if row is not None:
-                await self._follow(current, row)
-                await self.after_write("updated", row)
+                await self.after_updated([(change, row)])
                 return row
         raise PreconditionFailed("The activity keeps changing; read it again and retry.")
 
@@ -202,14 +235,13 @@ class ActivityService(RecordService):
             await self._follow(row, None)
 
     # -- bulk -----------------------------------------------------------------------------------
-    async def bulk_create(self, items: list[dict[str, Any]], atomic: bool) -> dict[str, Any]:
-        async def one(body: ActivityCreate, _index: int) -> dict[str, Any]:
-            return activity_read(await self.create(body))
+    async def preload_creates(self, bodies: Sequence[Any], **options: Any) -> None:
+        # The default author (the caller) too, in the same query.
+        await self.preload_members([self.principal.user_id, *(b.author_id for b in bodies)])
+        await super().preload_creates(bodies, **options)
 
-        return await run_bulk(self.session, items, ActivityCreate, one, atomic=atomic)
+    async def bulk_create(self, items: list[dict[str, Any]], atomic: bool) -> dict[str, Any]:
+        return await self.bulk_create_items(items, ActivityCreate, atomic)
 
     async def bulk_update(self, items: list[dict[str, Any]], atomic: bool) -> dict[str, Any]:
-        async def one(body: ActivityBulkUpdate, _index: int) -> dict[str, Any]:
-            return activity_read(await self.update(body.id, body, None))
-
-        return await run_bulk(self.session, items, ActivityBulkUpdate, one, atomic=atomic)
+        return await self.bulk_update_items(items, ActivityBulkUpdate, atomic)

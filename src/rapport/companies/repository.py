@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from rapport.companies.models import Company
@@ -41,6 +42,13 @@ class CompanyRepository(TenantRepository):
         if exclude is not None:
             stmt = stmt.where(t.c.id != exclude)
         return (await self.session.execute(stmt.limit(1))).first() is not None
+
+    async def domain_holders(self, domains: Sequence[str]) -> list[tuple[str, uuid.UUID]]:
+        """(domain, id) of the live companies holding any of these domains."""
+        if not domains:
+            return []
+        stmt = self.select(t.c.domain, t.c.id).where(t.c.domain.in_(list(domains)))
+        return [(row.domain, row.id) for row in (await self.session.execute(stmt)).all()]
 
     async def names(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
         if not ids:

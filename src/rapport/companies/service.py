@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any, get_args
 
 from sqlalchemy.engine import RowMapping
@@ -25,10 +26,9 @@ from rapport.contacts.service import (
     move_company_references,
     reindex_company_contacts,
 )
-from rapport.core.bulk import run_bulk
 from rapport.core.clock import utcnow
 from rapport.core.values import phone_e164
-from rapport.records.service import RecordService, SearchDoc
+from rapport.records.service import Change, Holders, RecordService, SearchDoc
 
 FIELDS = (
     "id",
@@ -60,7 +60,12 @@ class CompanyService(RecordService):
     listing = COMPANY_LISTING
     not_found = CompanyNotFound
     searchable = True
+    member_fields = ("owner_id",)
     repo: CompanyRepository
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._domains: Holders | None = None  # a bulk write's domain holders
 
     def read(self, row: RowMapping) -> dict[str, Any]:
         return company_read(row)
@@ -74,25 +79,44 @@ class CompanyService(RecordService):
         )
 
     async def _check_domain(self, domain: str | None, exclude: uuid.UUID | None = None) -> None:
-        if domain and await self.repo.domain_taken(domain, exclude):
+        if not domain:
+            return
+        if self._domains is not None and self._domains.knows(domain):
+            taken = self._domains.holder(domain, exclude) is not None
+        else:
+            taken = await self.repo.domain_taken(domain, exclude)
+        if taken:
             raise CompanyDomainTaken()
 
-    async def create(self, body: CompanyCreate) -> RowMapping:
+    async def prepare_create(self, body: CompanyCreate, **_options: Any) -> dict[str, Any]:
         await self._check_domain(body.domain)
         await self.check_member(body.owner_id, "owner_id")
         values = body.model_dump(exclude={"address", "custom_fields"})
         values["address"] = body.address.model_dump(exclude_none=True) if body.address else {}
         values["phone_e164"] = phone_e164(body.phone)
         values["custom_fields"] = await self.custom_fields.validate(body.custom_fields)
-        row = await self.repo.insert(values)
-        await self.after_write("created", row)
+        return values
+
+    def claim_created(self, values: dict[str, Any]) -> None:
+        if self._domains is not None and values["domain"]:
+            self._domains.move(values["id"], None, values["domain"])
+
+    async def create(self, body: CompanyCreate) -> RowMapping:
+        row = await self.repo.insert(await self.prepare_create(body))
+        await self.after_created([row])
         return row
 
     async def update(
         self, company_id: uuid.UUID, body: CompanyUpdate, expected: int | None
     ) -> RowMapping:
-        sent = body.model_fields_set - {"id"}
         current = await self.get(company_id)
+        return await self.apply_update(await self.prepare_update(body, current), expected)
+
+    async def prepare_update(
+        self, body: CompanyUpdate, current: RowMapping, sent: set[str] | None = None
+    ) -> Change:
+        sent = body.model_fields_set - {"id"} if sent is None else sent
+        company_id = current["id"]
         changes: dict[str, Any] = {}
         for name in sent:
             value = getattr(body, name)
@@ -113,11 +137,19 @@ class CompanyService(RecordService):
             changes["custom_fields"] = await self.custom_fields.validate(
                 body.custom_fields or {}, current["custom_fields"]
             )
-        row = await self.updated(company_id, changes, expected)
-        if changes.get("name", current["name"]) != current["name"]:
+        renamed = changes.get("name", current["name"]) != current["name"]
+        return Change(current, changes, {"renamed": renamed})
+
+    def claim_updated(self, change: Change) -> None:
+        if self._domains is not None and "domain" in change.changes:
+            self._domains.move(change.id, change.current["domain"], change.changes["domain"])
+
+    async def after_updated(self, pairs: Sequence[tuple[Change, RowMapping]]) -> None:
+        await super().after_updated(pairs)
+        renamed = list(dict.fromkeys(c.id for c, _ in pairs if c.notes["renamed"]))
+        if renamed:
             # Contacts' search documents carry their primary company's name.
-            await reindex_company_contacts(self.session, self.principal, [company_id])
-        return row
+            await reindex_company_contacts(self.session, self.principal, renamed)
 
     async def before_restore(self, row: RowMapping) -> None:
         await self._check_domain(row["domain"], exclude=row["id"])
@@ -135,17 +167,28 @@ class CompanyService(RecordService):
         await CompanyMergeRepository(self.session, self.workspace_id).repoint_merged(ids, None)
 
     # -- bulk ----------------------------------------------------------------------------------
-    async def bulk_create(self, items: list[dict[str, Any]], atomic: bool) -> dict[str, Any]:
-        async def one(body: CompanyCreate, _index: int) -> dict[str, Any]:
-            return company_read(await self.create(body))
+    def end_batch(self) -> None:
+        super().end_batch()
+        self._domains = None
 
-        return await run_bulk(self.session, items, CompanyCreate, one, atomic=atomic)
+    async def _preload_domains(self, bodies: Sequence[Any]) -> None:
+        domains = {b.domain for b in bodies if b.domain}
+        held = await self.repo.domain_holders(sorted(domains))
+        self._domains = Holders(domains, held)
+
+    async def preload_creates(self, bodies: Sequence[Any], **options: Any) -> None:
+        await self._preload_domains(bodies)
+        await super().preload_creates(bodies, **options)
+
+    async def preload_updates(self, bodies: Sequence[Any]) -> None:
+        await super().preload_updates(bodies)
+        await self._preload_domains(bodies)
+
+    async def bulk_create(self, items: list[dict[str, Any]], atomic: bool) -> dict[str, Any]:
+        return await self.bulk_create_items(items, CompanyCreate, atomic)
 
     async def bulk_update(self, items: list[dict[str, Any]], atomic: bool) -> dict[str, Any]:
-        async def one(body: CompanyBulkUpdate, _index: int) -> dict[str, Any]:
-            return company_read(await self.update(body.id, body, None))
-
-        return await run_bulk(self.session, items, CompanyBulkUpdate, one, atomic=atomic)
+        return await self.bulk_update_items(items, CompanyBulkUpdate, atomic)
 
     # -- duplicates and merge ------------------------------------------------------------------
     async def duplicates(

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ColumnElement,
     String,
     and_,
+    bindparam,
     cast,
     exists,
     func,
@@ -298,6 +299,35 @@ class ContactRepository(DuplicateQueries, TenantRepository):
         )
         return await self._named(row)
 
+    async def _named_many(self, rows: Sequence[RowMapping | None]) -> list[RowMapping | None]:
+        """Written rows with their `company_name`, looked up in one query for all of them."""
+        ids = sorted({r["primary_company_id"] for r in rows if r and r["primary_company_id"]})
+        names = await CompanyRepository(self.session, self.workspace_id).names(ids)
+        return [
+            None if r is None else {**r, "company_name": names.get(r["primary_company_id"])}  # type: ignore[misc]
+            for r in rows
+        ]
+
+    async def insert_returning(self, rows: Sequence[dict[str, Any]]) -> list[RowMapping]:
+        named = await self._named_many(await super().insert_returning(rows))
+        return [r for r in named if r is not None]
+
+    async def update_each(
+        self, items: Sequence[tuple[uuid.UUID, dict[str, Any]]]
+    ) -> list[RowMapping | None]:
+        """A bulk update's UPDATEs (one statement each), then the company names in one query."""
+        rows = [
+            await TenantRepository.update(self, record_id, values) for record_id, values in items
+        ]
+        return await self._named_many(rows)
+
+    async def live_by_emails(self, emails: Sequence[str]) -> list[RowMapping]:
+        """The live contacts holding any of these (normalised) emails, whole rows."""
+        if not emails:
+            return []
+        stmt = self.select().where(t.c.email.in_(sorted(set(emails))))
+        return list((await self.session.execute(stmt)).mappings().all())
+
     async def email_owner(self, email: str, exclude: uuid.UUID | None = None) -> uuid.UUID | None:
         """The live contact holding this (normalised) email, if any."""
         stmt = self.select(t.c.id).where(t.c.email == email)
@@ -395,6 +425,30 @@ class ContactCompanyRepository(TenantRepository):
         flag = links.c.company_id == company_id if company_id is not None else False
         stmt = self.update_stmt().where(links.c.contact_id == contact_id).values(is_primary=flag)
         await self.session.execute(stmt)
+
+    async def sync_primary_many(
+        self, primaries: Sequence[tuple[uuid.UUID, uuid.UUID | None]]
+    ) -> None:
+        """`sync_primary` for many (contact, primary company) pairs, in two batched statements;
+        a contact named twice ends with the last pair's company, as one call after another."""
+        final = dict(primaries)
+        cleared = [contact_id for contact_id, company_id in final.items() if company_id is None]
+        if cleared:
+            await self.session.execute(
+                self.update_stmt().where(links.c.contact_id.in_(cleared)).values(is_primary=False)
+            )
+        moved = [
+            {"contact": contact_id, "company": company_id}
+            for contact_id, company_id in final.items()
+            if company_id is not None
+        ]
+        if moved:
+            stmt = (
+                self.update_stmt()
+                .where(links.c.contact_id == bindparam("contact"))
+                .values(is_primary=links.c.company_id == bindparam("company"))
+            )
+            await self.session.execute(stmt, moved)
 
     async def links_of(self, column: str, ids: Sequence[uuid.UUID]) -> list[RowMapping]:
         stmt = self.select().where(links.c[column].in_(list(ids)))

@@ -54,11 +54,13 @@ from rapport.contacts.schemas import (
 )
 from rapport.core import events
 from rapport.core.auth import Principal
-from rapport.core.bulk import run_bulk
+from rapport.core.bulk import run_batched
 from rapport.core.clock import utcnow
+from rapport.core.errors import AppError
+from rapport.core.ids import new_id
 from rapport.core.listing import ListParams, Page
 from rapport.core.values import MAX_TAGS, phone_e164
-from rapport.records.service import RecordService, SearchDoc
+from rapport.records.service import Change, Holders, RecordService, SearchDoc
 
 FIELDS = (
     "id",
@@ -282,8 +284,7 @@ async def reindex_company_contacts(
     after: uuid.UUID | None = None
     while True:
         rows = await service.repo.with_primary_companies(company_ids, after, REINDEX_CHUNK)
-        for row in rows:
-            await service.reindex(row)
+        await service.reindex_many(rows)
         if len(rows) < REINDEX_CHUNK:
             return
         after = rows[-1]["id"]
@@ -340,11 +341,14 @@ class ContactService(RecordService):
     listing = CONTACT_LISTING
     not_found = ContactNotFound
     searchable = True
+    member_fields = ("owner_id",)
+    record_fields = {"primary_company_id": CompanyRepository}
     repo: ContactRepository
 
     def __init__(self, session: AsyncSession, principal: Principal) -> None:
         super().__init__(session, principal)
         self.links = ContactCompanyRepository(session, principal.workspace_id)
+        self._emails: Holders | None = None  # a bulk write's email holders
 
     def read(self, row: RowMapping) -> dict[str, Any]:
         return contact_read(row)
@@ -365,7 +369,10 @@ class ContactService(RecordService):
     ) -> None:
         if not email:
             return
-        existing = await self.repo.email_owner(email, exclude)
+        if self._emails is not None and self._emails.knows(email):
+            existing = self._emails.holder(email, exclude)
+        else:
+            existing = await self.repo.email_owner(email, exclude)
         if existing is not None:
             raise ContactEmailTaken(
                 details=[
@@ -386,7 +393,7 @@ class ContactService(RecordService):
             raise CompanyNotFound()
 
     # -- writes ----------------------------------------------------------------------------------
-    async def create(self, body: ContactCreate) -> RowMapping:
+    async def prepare_create(self, body: ContactCreate, **_options: Any) -> dict[str, Any]:
         await self._check_email(body.email)
         await self.check_member(body.owner_id, "owner_id")
         await self._check_company(body.primary_company_id)
@@ -394,8 +401,15 @@ class ContactService(RecordService):
         values["address"] = body.address.model_dump(exclude_none=True) if body.address else {}
         values["phone_e164"] = phone_e164(body.phone)
         values["custom_fields"] = await self.custom_fields.validate(body.custom_fields)
-        row = await self.repo.insert(values)
-        await self.after_write("created", row)
+        return values
+
+    def claim_created(self, values: dict[str, Any]) -> None:
+        if self._emails is not None and values["email"]:
+            self._emails.move(values["id"], None, values["email"])
+
+    async def create(self, body: ContactCreate) -> RowMapping:
+        row = await self.repo.insert(await self.prepare_create(body))
+        await self.after_created([row])
         return row
 
     async def update(
@@ -411,6 +425,15 @@ class ContactService(RecordService):
         sent: set[str],
         expected: int | None,
     ) -> RowMapping:
+        return await self.apply_update(await self.prepare_update(body, current, sent), expected)
+
+    async def prepare_update(
+        self,
+        body: ContactUpdate | ContactCreate,
+        current: RowMapping,
+        sent: set[str] | None = None,
+    ) -> Change:
+        sent = body.model_fields_set - {"id"} if sent is None else sent
         changes: dict[str, Any] = {}
         for name in sent:
             value = getattr(body, name)
@@ -443,10 +466,24 @@ class ContactService(RecordService):
             raise ContactNeedsName(
                 details=[{"field": "body", "reason": "first_name, last_name and email are empty"}]
             )
-        row = await self.updated(contact_id, changes, expected)
-        if company_moved:
-            await self.links.sync_primary(contact_id, row["primary_company_id"])
-        return row
+        return Change(current, changes, {"company_moved": company_moved})
+
+    def claim_updated(self, change: Change) -> None:
+        if self._emails is not None and "email" in change.changes:
+            self._emails.move(change.id, change.current["email"], change.changes["email"])
+
+    async def after_updated(self, pairs: Sequence[tuple[Change, RowMapping]]) -> None:
+        await super().after_updated(pairs)
+        moved = [
+            (row["id"], row["primary_company_id"]) for c, row in pairs if c.notes["company_moved"]
+        ]
+        if moved:
+            await self.links.sync_primary_many(moved)
+
+    async def update_rows(
+        self, items: Sequence[tuple[uuid.UUID, dict[str, Any]]]
+    ) -> list[RowMapping | None]:
+        return await self.repo.update_each(items)
 
     async def before_restore(self, row: RowMapping) -> None:
         if row["merged_into_id"] is not None:
@@ -464,25 +501,97 @@ class ContactService(RecordService):
         await self.repo.repoint_merged(ids, None)
 
     # -- bulk ------------------------------------------------------------------------------------
+    def end_batch(self) -> None:
+        super().end_batch()
+        self._emails = None
+
+    async def _preload_emails(self, bodies: Sequence[Any]) -> list[RowMapping]:
+        """The live contacts holding the batch's emails, in one query."""
+        emails = {b.email for b in bodies if b.email}
+        rows = await self.repo.live_by_emails(sorted(emails))
+        self._emails = Holders(emails, [(row["email"], row["id"]) for row in rows])
+        return rows
+
+    async def preload_creates(self, bodies: Sequence[Any], **options: Any) -> None:
+        rows = await self._preload_emails(bodies)
+        # With upsert=email, these are the contacts the items update.
+        self._current.update({uuid.UUID(str(row["id"])): row for row in rows})
+        await super().preload_creates(bodies, **options)
+
+    async def preload_updates(self, bodies: Sequence[Any]) -> None:
+        await super().preload_updates(bodies)
+        await self._preload_emails(bodies)
+
     async def bulk_create(
         self, items: list[dict[str, Any]], atomic: bool, upsert: str | None = None
     ) -> dict[str, Any]:
+        def created(row: RowMapping) -> dict[str, Any]:
+            return {**contact_read(row), "outcome": "created"}
+
+        if upsert != "email":
+            return await self.bulk_create_items(items, ContactCreate, atomic, read=created)
+
+        async def prepare(body: ContactCreate, _index: int) -> tuple[str, Any]:
+            """An email a live contact (or an earlier item) holds updates that contact."""
+            holder = self._emails.holder(body.email) if self._emails and body.email else None
+            if holder is not None:
+                change = await self.prepare_bulk_update(body, holder, body.model_fields_set)
+                return "updated", change
+            values = await self.prepare_create(body)
+            values["id"] = new_id()
+            self.claim_created(values)
+            self._current[values["id"]] = {**values, "company_name": None}
+            return "created", values
+
+        async def write(plans: list[tuple[str, Any]]) -> list[dict[str, Any] | AppError]:
+            """The new contacts in one batched INSERT, then the updates in item order (an item
+            may update a contact an earlier item created)."""
+            rows = iter(await self.insert_rows([v for kind, v in plans if kind == "created"]))
+            created_rows = {}
+            for kind, plan in plans:
+                if kind == "created":
+                    created_rows[plan["id"]] = next(rows)
+            await self.after_created(list(created_rows.values()))
+            updates = iter(await self.write_updates([c for kind, c in plans if kind == "updated"]))
+            out: list[dict[str, Any] | AppError] = []
+            for kind, plan in plans:
+                if kind == "created":
+                    out.append(created(created_rows[plan["id"]]))
+                    continue
+                row = next(updates)
+                out.append(
+                    row
+                    if isinstance(row, AppError)
+                    else {**contact_read(row), "outcome": "updated"}
+                )
+            return out
+
         async def one(body: ContactCreate, _index: int) -> dict[str, Any]:
-            if upsert == "email" and body.email:
+            self.end_batch()
+            if body.email:
                 existing = await self.repo.email_owner(body.email)
                 if existing is not None:
                     current = await self.get(existing)
                     row = await self._apply(current, body, body.model_fields_set, None)
                     return {**contact_read(row), "outcome": "updated"}
-            return {**contact_read(await self.create(body)), "outcome": "created"}
+            return created(await self.create(body))
 
-        return await run_bulk(self.session, items, ContactCreate, one, atomic=atomic)
+        try:
+            return await run_batched(
+                self.session,
+                items,
+                ContactCreate,
+                atomic=atomic,
+                preload=self.preload_creates,
+                prepare=prepare,
+                write=write,
+                fallback=one,
+            )
+        finally:
+            self.end_batch()
 
     async def bulk_update(self, items: list[dict[str, Any]], atomic: bool) -> dict[str, Any]:
-        async def one(body: ContactBulkUpdate, _index: int) -> dict[str, Any]:
-            return contact_read(await self.update(body.id, body, None))
-
-        return await run_bulk(self.session, items, ContactBulkUpdate, one, atomic=atomic)
+        return await self.bulk_update_items(items, ContactBulkUpdate, atomic)
 
     # -- links -----------------------------------------------------------------------------------
     async def _link_parties(

@@ -1,8 +1,16 @@
 """Bulk writes: `{"items": [...]}` of up to 1000, atomic by default.
 
 Atomic: every item is tried; if any fails, nothing is written and the error lists each failing
-item by index. `atomic=false`: each item runs in its own savepoint, so the valid ones are written
-and the response reports every item's outcome.
+item by index. `atomic=false`: the valid ones are written and the response reports every item's
+outcome.
+
+Two runners share those rules. `run_batched` is the one the record services use: every item is
+validated and checked first (the services answer their reference and uniqueness questions for the
+whole batch with one query per kind), then the valid items are written together (one batched
+INSERT, one batch of events, one of search documents), inside a savepoint. Should the database
+still refuse that batch (a concurrent writer took an email meanwhile), the savepoint is rolled back
+and the items run again one by one through `run_bulk`, whose per-item errors are exact.
+`run_bulk` tries each item in turn (in its own savepoint when `atomic=false`).
 """
 
 from __future__ import annotations
@@ -11,12 +19,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.core.errors import AppError, BadRequest, ValidationFailed
 
 MAX_ITEMS = 1000
 T = TypeVar("T")
+P = TypeVar("P")
 
 
 class BulkRequest(BaseModel):
@@ -55,6 +65,45 @@ def _validation_details(exc: ValidationError, index: int) -> list[dict[str, Any]
     ]
 
 
+def _item_error(exc: AppError, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the detail listed in an atomic failure, the item's result when not atomic)."""
+    detail = {"index": index, "reason": f"{exc.code}: {exc.message}"}
+    result = {
+        "index": index,
+        "success": False,
+        "error": {"code": exc.code, "message": exc.message, "details": exc.details},
+    }
+    return detail, result
+
+
+def _validation_failure(exc: ValidationError, index: int) -> tuple[list[dict[str, Any]], dict]:
+    details = _validation_details(exc, index)
+    result = {
+        "index": index,
+        "success": False,
+        "error": {
+            "code": "validation_error",
+            "message": "The item is not valid.",
+            "details": details,
+        },
+    }
+    return details, result
+
+
+def _finish(
+    results: list[dict[str, Any]], failures: list[dict[str, Any]], total: int, atomic: bool
+) -> dict[str, Any]:
+    if atomic and failures:
+        failed_items = len({f["index"] for f in failures})
+        raise ValidationFailed(
+            f"{failed_items} of {total} items failed; nothing was written.",
+            code="bulk_failed",
+            details=failures[:1000],
+        )
+    failed = sum(1 for r in results if not r["success"])
+    return {"items": results, "succeeded": len(results) - failed, "failed": failed}
+
+
 async def run_bulk(
     session: AsyncSession,
     items: Sequence[dict[str, Any]],
@@ -73,19 +122,9 @@ async def run_bulk(
         try:
             model = adapter.validate_python(raw)
         except ValidationError as exc:
-            details = _validation_details(exc, index)
+            details, result = _validation_failure(exc, index)
             failures.extend(details)
-            results.append(
-                {
-                    "index": index,
-                    "success": False,
-                    "error": {
-                        "code": "validation_error",
-                        "message": "The item is not valid.",
-                        "details": details,
-                    },
-                }
-            )
+            results.append(result)
             continue
         try:
             if atomic:
@@ -94,23 +133,65 @@ async def run_bulk(
                 async with session.begin_nested():
                     data = await handler(model, index)
         except AppError as exc:
-            detail = {"index": index, "reason": f"{exc.code}: {exc.message}"}
+            detail, result = _item_error(exc, index)
             failures.append(detail)
-            results.append(
-                {
-                    "index": index,
-                    "success": False,
-                    "error": {"code": exc.code, "message": exc.message, "details": exc.details},
-                }
-            )
+            results.append(result)
             continue
         results.append({"index": index, "success": True, "data": data})
+    return _finish(results, failures, len(items), atomic)
+
+
+async def run_batched(
+    session: AsyncSession,
+    items: Sequence[dict[str, Any]],
+    schema: type[BaseModel],
+    *,
+    atomic: bool,
+    preload: Callable[[list[Any]], Awaitable[None]],
+    prepare: Callable[[Any, int], Awaitable[P]],
+    write: Callable[[list[P]], Awaitable[list[dict[str, Any] | AppError]]],
+    fallback: Callable[[Any, int], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """The same contract as `run_bulk`, written in batches.
+
+    `preload(models)` answers the batch's lookups at once; `prepare(model, index)` checks one item
+    in order, seeing the items prepared before it (raises AppError to refuse it); `write(plans)`
+    writes every accepted item and returns each one's data in order (or the AppError that stopped
+    it). `fallback(model, index)` is the single-item path used if the database refuses the batch.
+    """
+    if not items:
+        raise BadRequest("Send at least one item.", code="empty_bulk")
+    adapter = TypeAdapter(schema)
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    failures: list[dict[str, Any]] = []
+    valid: list[tuple[int, Any]] = []
+    for index, raw in enumerate(items):
+        try:
+            valid.append((index, adapter.validate_python(raw)))
+        except ValidationError as exc:
+            details, results[index] = _validation_failure(exc, index)
+            failures.extend(details)
+    await preload([model for _, model in valid])
+    plans: list[tuple[int, P]] = []
+    for index, model in valid:
+        try:
+            plans.append((index, await prepare(model, index)))
+        except AppError as exc:
+            detail, results[index] = _item_error(exc, index)
+            failures.append(detail)
     if atomic and failures:
-        failed_items = len({f["index"] for f in failures})
-        raise ValidationFailed(
-            f"{failed_items} of {len(items)} items failed; nothing was written.",
-            code="bulk_failed",
-            details=failures[:1000],
-        )
-    failed = sum(1 for r in results if not r["success"])
-    return {"items": results, "succeeded": len(results) - failed, "failed": failed}
+        return _finish([], sorted(failures, key=lambda f: f["index"]), len(items), atomic)
+    if plans:
+        try:
+            async with session.begin_nested():
+                written = await write([plan for _, plan in plans])
+        except IntegrityError:
+            return await run_bulk(session, items, schema, fallback, atomic=atomic)
+        for (index, _), outcome in zip(plans, written, strict=True):
+            if isinstance(outcome, AppError):
+                detail, results[index] = _item_error(outcome, index)
+                failures.append(detail)
+            else:
+                results[index] = {"index": index, "success": True, "data": outcome}
+    failures.sort(key=lambda f: f["index"])
+    return _finish([r for r in results if r is not None], failures, len(items), atomic)

@@ -101,6 +101,32 @@ class TenantRepository:
         ]
         await self.session.execute(insert(self.table), prepared)
 
+    async def insert_returning(self, rows: Sequence[dict[str, Any]]) -> list[RowMapping]:
+        """Many rows in one batched INSERT ... RETURNING (SQLAlchemy's insertmanyvalues), read
+        back in the order given. Rows with different keys are sent as separate batches."""
+        now = utcnow()
+        prepared = [
+            {
+                "id": new_id(),
+                "created_at": now,
+                "updated_at": now,
+                "version": 1,
+                **r,
+                "workspace_id": self.workspace_id,
+            }
+            for r in rows
+        ]
+        groups: dict[frozenset[str], list[int]] = {}
+        for position, row in enumerate(prepared):
+            groups.setdefault(frozenset(row), []).append(position)
+        out: list[Any] = [None] * len(prepared)
+        stmt = insert(self.table).returning(self.table, sort_by_parameter_order=True)
+        for positions in groups.values():
+            result = await self.session.execute(stmt, [prepared[p] for p in positions])
+            for position, row in zip(positions, result.mappings().all(), strict=True):
+                out[position] = row
+        return out
+
     async def update(
         self,
         record_id: uuid.UUID,

@@ -19,7 +19,6 @@ from rapport.companies.repository import CompanyRepository
 from rapport.contacts.repository import ContactRepository
 from rapport.core import events
 from rapport.core.auth import Principal
-from rapport.core.bulk import run_bulk
 from rapport.core.clock import utcnow
 from rapport.core.errors import Forbidden, PreconditionFailed, ValidationFailed
 from rapport.core.listing import ListParams, Page
@@ -55,7 +54,7 @@ from rapport.deals.schemas import (
     StageReorder,
     StageUpdate,
 )
-from rapport.records.service import RecordService, SearchDoc
+from rapport.records.service import Change, RecordService, SearchDoc
 
 DEFAULT_PIPELINE = "Sales"
 # name, probability, is_won, is_lost
@@ -514,6 +513,8 @@ class DealService(RecordService):
     listing = DEAL_LISTING
     not_found = DealNotFound
     searchable = True
+    member_fields = ("owner_id",)
+    record_fields = {"contact_id": ContactRepository, "company_id": CompanyRepository}
     repo: DealRepository
 
     def __init__(self, session: AsyncSession, principal: Principal) -> None:
@@ -536,6 +537,10 @@ class DealService(RecordService):
         names = await self.repo.party_names(row["contact_id"], row["company_id"])
         await super().reindex({**row, **names})  # type: ignore[arg-type]
 
+    async def reindex_many(self, rows: Sequence[RowMapping]) -> None:
+        names = await self.repo.party_names_many(rows)
+        await super().reindex_many([{**row, **n} for row, n in zip(rows, names, strict=True)])
+
     # -- where a deal sits ----------------------------------------------------------------------
     async def _default_pipeline(self) -> RowMapping:
         if self._default is None:
@@ -546,7 +551,7 @@ class DealService(RecordService):
     async def _check_pipeline(self, pipeline_id: uuid.UUID) -> None:
         if pipeline_id in self._live_pipelines:
             return
-        if not await self.pipelines.repo.exists(pipeline_id, include_deleted=False):
+        if not await self.record_exists(PipelineRepository, pipeline_id):
             raise invalid_reference("pipeline_id", "no such pipeline in this workspace")
         self._live_pipelines.add(pipeline_id)
 
@@ -569,7 +574,7 @@ class DealService(RecordService):
         if stage_id is not None:
             stage = next((st for st in stages if st["id"] == stage_id), None)
             if stage is None:
-                if await self.stages.exists(stage_id):
+                if await self.record_exists(StageRepository, stage_id):
                     raise StageNotInPipeline(
                         details=[
                             {"field": "body.stage_id", "reason": "belongs to another pipeline"}
@@ -630,37 +635,47 @@ class DealService(RecordService):
                 details=[{"field": "body.currency", "reason": "required when amount is set"}],
             )
 
-    async def _moved(self, row: RowMapping, from_stage_id: uuid.UUID | None) -> None:
-        """Record a stage move in the history and as a `deal.stage_changed` event."""
-        change = await self.history.add(
-            row["id"], from_stage_id, row["stage_id"], self.principal.user_id
+    async def _moved(self, moves: Sequence[tuple[RowMapping, uuid.UUID | None]]) -> None:
+        """Record stage moves `(deal row, from stage)` in the history and as
+        `deal.stage_changed` events (one batched statement each)."""
+        if not moves:
+            return
+        changes = await self.repo.add_stage_changes(
+            [(row["id"], from_stage_id, row["stage_id"]) for row, from_stage_id in moves],
+            self.principal.user_id,
         )
-        await events.record(
+        await events.record_many(
             self.session,
             workspace_id=self.workspace_id,
             type="deal.stage_changed",
-            data={
-                **self.read(row),
-                "from_stage_id": from_stage_id,
-                "to_stage_id": row["stage_id"],
-                "changed_at": change["changed_at"],
-            },
+            items=[
+                (
+                    row["id"],
+                    {
+                        **self.read(row),
+                        "from_stage_id": from_stage_id,
+                        "to_stage_id": row["stage_id"],
+                        "changed_at": change["changed_at"],
+                    },
+                )
+                for (row, from_stage_id), change in zip(moves, changes, strict=True)
+            ],
             principal=self.principal,
-            resource_id=row["id"],
         )
 
-    async def _status_event(self, row: RowMapping) -> None:
-        await events.record(
-            self.session,
-            workspace_id=self.workspace_id,
-            type=f"deal.{row['status']}",
-            data=self.read(row),
-            principal=self.principal,
-            resource_id=row["id"],
-        )
+    async def _status_events(self, rows: Sequence[RowMapping]) -> None:
+        """`deal.won` / `deal.lost` for deals that just reached that status."""
+        for status in ("won", "lost"):
+            await events.record_many(
+                self.session,
+                workspace_id=self.workspace_id,
+                type=f"deal.{status}",
+                items=[(row["id"], self.read(row)) for row in rows if row["status"] == status],
+                principal=self.principal,
+            )
 
     # -- writes -------------------------------------------------------------------------------
-    async def create(self, body: DealCreate) -> RowMapping:
+    async def prepare_create(self, body: DealCreate, **_options: Any) -> dict[str, Any]:
         self._check_money(body.amount, body.currency)
         await self.check_record(ContactRepository, body.contact_id, "contact_id")
         await self.check_record(CompanyRepository, body.company_id, "company_id")
@@ -678,12 +693,17 @@ class DealService(RecordService):
             custom_fields=await self.custom_fields.validate(body.custom_fields),
         )
         values.update(self._status_values(None, status))
-        row = await self.repo.insert(values)
-        await self.after_write("created", row)
-        await self._moved(row, None)
-        if status != "open":
-            await self._status_event(row)
+        return values
+
+    async def create(self, body: DealCreate) -> RowMapping:
+        row = await self.repo.insert(await self.prepare_create(body))
+        await self.after_created([row])
         return row
+
+    async def after_created(self, rows: Sequence[RowMapping]) -> None:
+        await self.after_write_many("created", rows)
+        await self._moved([(row, None) for row in rows])
+        await self._status_events([row for row in rows if row["status"] != "open"])
 
     async def update(
         self, deal_id: uuid.UUID, body: DealUpdate, expected: int | None
@@ -691,9 +711,15 @@ class DealService(RecordService):
         current = await self.repo.get(deal_id, lock=True)
         if current is None:
             raise DealNotFound()
+        return await self.apply_update(await self.prepare_update(body, current), expected)
+
+    async def prepare_update(
+        self, body: DealUpdate, current: RowMapping, sent: set[str] | None = None
+    ) -> Change:
+        sent = body.model_fields_set - {"id"} if sent is None else sent
         required = ("name", "pipeline_id", "stage_id", "status")
         changes: dict[str, Any] = {}
-        for name in body.model_fields_set - {"id"}:
+        for name in sent:
             value = getattr(body, name)
             if name in required and value is None:
                 continue  # required: null leaves it as is
@@ -724,12 +750,27 @@ class DealService(RecordService):
             changes["custom_fields"] = await self.custom_fields.validate(
                 body.custom_fields or {}, current["custom_fields"]
             )
-        row = await self.updated(deal_id, changes, expected)
-        if "stage_id" in changes:
-            await self._moved(row, current["stage_id"])
-        if changes.get("status") in ("won", "lost"):
-            await self._status_event(row)
-        return row
+        return Change(current, changes)
+
+    async def after_updated(self, pairs: Sequence[tuple[Change, RowMapping]]) -> None:
+        await super().after_updated(pairs)
+        await self._moved(
+            [(row, c.current["stage_id"]) for c, row in pairs if "stage_id" in c.changes]
+        )
+        await self._status_events(
+            [row for c, row in pairs if c.changes.get("status") in ("won", "lost")]
+        )
+
+    async def insert_rows(self, values: Sequence[dict[str, Any]]) -> list[RowMapping]:
+        return await self.repo.insert_returning(values)
+
+    async def update_rows(
+        self, items: Sequence[tuple[uuid.UUID, dict[str, Any]]]
+    ) -> list[RowMapping | None]:
+        return await self.repo.update_each(items)
+
+    async def load_current(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, RowMapping]:
+        return await self.repo.live_by_ids(ids, lock=True)
 
     async def before_erase(self, row: RowMapping) -> None:
         """Stage history goes with the deal; activities, tasks and leads forget it."""
@@ -743,18 +784,41 @@ class DealService(RecordService):
         return page
 
     # -- bulk ---------------------------------------------------------------------------------
+    async def _preload_places(
+        self, pipeline_ids: set[uuid.UUID], stage_ids: set[uuid.UUID]
+    ) -> None:
+        """Which pipelines and stages exist, and the stages of the live pipelines: three
+        queries for a whole batch (`_check_pipeline` and `_place` then ask no more)."""
+        await self.preload_records(PipelineRepository, pipeline_ids)
+        live = {i for i in pipeline_ids if self._records[PipelineRepository].get(i)}
+        if self._default is not None:
+            live.add(self._default["id"])
+        missing = [i for i in live if i not in self._stages]
+        if missing:
+            self._stages.update(await self.stages.for_pipelines(missing))
+        await self.preload_records(StageRepository, stage_ids)
+
+    async def preload_creates(self, bodies: Sequence[Any], **options: Any) -> None:
+        await self._preload_places(
+            {b.pipeline_id for b in bodies if b.pipeline_id},
+            {b.stage_id for b in bodies if b.stage_id},
+        )
+        await super().preload_creates(bodies, **options)
+
+    async def preload_updates(self, bodies: Sequence[Any]) -> None:
+        await super().preload_updates(bodies)
+        await self._preload_places(
+            {b.pipeline_id for b in bodies if b.pipeline_id}
+            | {row["pipeline_id"] for row in self._current.values()},
+            {b.stage_id for b in bodies if b.stage_id},
+        )
+
     async def bulk_create(self, items: list[dict[str, Any]], atomic: bool) -> dict[str, Any]:
         if any(isinstance(i, dict) and i.get("pipeline_id") is None for i in items):
-            # Seeded outside the per-item savepoints, so a failed item cannot take it along.
+            # Seeded before the batch (and outside its savepoint), so a failed item cannot take
+            # it along.
             await self._default_pipeline()
-
-        async def one(body: DealCreate, _index: int) -> dict[str, Any]:
-            return deal_read(await self.create(body))
-
-        return await run_bulk(self.session, items, DealCreate, one, atomic=atomic)
+        return await self.bulk_create_items(items, DealCreate, atomic)
 
     async def bulk_update(self, items: list[dict[str, Any]], atomic: bool) -> dict[str, Any]:
-        async def one(body: DealBulkUpdate, _index: int) -> dict[str, Any]:
-            return deal_read(await self.update(body.id, body, None))
-
-        return await run_bulk(self.session, items, DealBulkUpdate, one, atomic=atomic)
+        return await self.bulk_update_items(items, DealBulkUpdate, atomic)

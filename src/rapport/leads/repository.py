@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -164,6 +165,25 @@ class LeadRepository(TenantRepository):
             return None
         return row.id, "email" if email and row.email == email else "phone"
 
+    async def duplicates_among(
+        self, emails: Sequence[str], phones: Sequence[str]
+    ) -> list[RowMapping]:
+        """(id, email, phone_e164) of the live leads with any of these emails or phones, oldest
+        first: what `duplicate_of` would find, for a whole bulk create in one query."""
+        matches = []
+        if emails:
+            matches.append(t.c.email.in_(list(emails)))
+        if phones:
+            matches.append(t.c.phone_e164.in_(list(phones)))
+        if not matches:
+            return []
+        stmt = (
+            self.select(t.c.id, t.c.email, t.c.phone_e164)
+            .where(or_(*matches))
+            .order_by(t.c.created_at, t.c.id)
+        )
+        return list((await self.session.execute(stmt)).mappings().all())
+
     async def mark_converted(self, lead_id: uuid.UUID, values: dict[str, Any]) -> RowMapping | None:
         """Convert once: None when the lead is gone or already converted."""
         stmt = (
@@ -180,19 +200,24 @@ class LeadActivityRepository(TenantRepository):
 
     table = Activity.__table__
 
-    async def add_note(
-        self, *, lead_id: uuid.UUID, subject: str, author_id: uuid.UUID | None
-    ) -> RowMapping:
-        return await self.insert(
-            {
-                "kind": "note",
-                "subject": subject,
-                "occurred_at": utcnow(),
-                "lead_id": lead_id,
-                "author_id": author_id,
-                "tags": [],
-                "custom_fields": {},
-            }
+    async def add_notes(
+        self, notes: Sequence[tuple[uuid.UUID, str]], author_id: uuid.UUID | None
+    ) -> list[RowMapping]:
+        """Status notes, `(lead_id, subject)` each, in one batched INSERT ... RETURNING."""
+        now = utcnow()
+        return await self.insert_returning(
+            [
+                {
+                    "kind": "note",
+                    "subject": subject,
+                    "occurred_at": now,
+                    "lead_id": lead_id,
+                    "author_id": author_id,
+                    "tags": [],
+                    "custom_fields": {},
+                }
+                for lead_id, subject in notes
+            ]
         )
 
     async def detach_lead(self, lead_id: uuid.UUID) -> None:

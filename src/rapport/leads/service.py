@@ -10,6 +10,7 @@ any other activity, with the same atomic `activity_count + 1` in the UPDATE that
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,6 @@ from rapport.contacts.repository import ContactRepository
 from rapport.contacts.schemas import ContactCreate, LinkBody
 from rapport.contacts.service import ContactService
 from rapport.core import events
-from rapport.core.bulk import run_bulk
 from rapport.core.clock import utcnow
 from rapport.core.errors import Conflict, Forbidden, ValidationFailed
 from rapport.core.values import phone_e164
@@ -52,7 +52,7 @@ from rapport.leads.schemas import (
     LeadStatusesUpdate,
     LeadUpdate,
 )
-from rapport.records.service import RecordService, SearchDoc
+from rapport.records.service import Change, RecordService, SearchDoc
 from rapport.search import indexer
 
 CONVERTED = "converted"
@@ -201,12 +201,54 @@ def check_lead_values(merged: dict[str, Any]) -> None:
         )
 
 
+class EarliestLeads:
+    """During a bulk create: the oldest live lead holding each email and each phone, loaded for
+    the batch's values in one query, then extended by the batch's items in order (each newer than
+    every stored lead), so each item finds what `duplicate_of` would have found."""
+
+    def __init__(self, emails: set[str], phones: set[str], rows: Sequence[RowMapping]) -> None:
+        self.emails, self.phones = emails, phones
+        self._by_email: dict[str, tuple[tuple[int, int], uuid.UUID, str | None]] = {}
+        self._by_phone: dict[str, tuple[tuple[int, int], uuid.UUID, str | None]] = {}
+        for order, row in enumerate(rows):  # oldest first
+            self._add((0, order), row["id"], row["email"], row["phone_e164"])
+        self._added = 0
+
+    def _add(self, key: tuple[int, int], lead_id: Any, email: Any, phone: Any) -> None:
+        if email:
+            self._by_email.setdefault(email, (key, lead_id, email))
+        if phone:
+            self._by_phone.setdefault(phone, (key, lead_id, email))
+
+    def knows(self, email: str | None, phone: str | None) -> bool:
+        return (not email or email in self.emails) and (not phone or phone in self.phones)
+
+    def find(self, email: str | None, phone: str | None) -> tuple[uuid.UUID, str] | None:
+        found = [
+            hit
+            for hit in (
+                self._by_email.get(email) if email else None,
+                self._by_phone.get(phone) if phone else None,
+            )
+            if hit is not None
+        ]
+        if not found:
+            return None
+        _key, lead_id, lead_email = min(found, key=lambda hit: hit[0])
+        return lead_id, "email" if email and lead_email == email else "phone"
+
+    def add(self, lead_id: uuid.UUID, email: str | None, phone: str | None) -> None:
+        self._added += 1
+        self._add((1, self._added), lead_id, email, phone)
+
+
 class LeadService(RecordService):
     resource = "lead"
     repository_class = LeadRepository
     listing = LEAD_LISTING
     not_found = LeadNotFound
     searchable = True
+    member_fields = ("owner_id",)
     repo: LeadRepository
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -214,6 +256,7 @@ class LeadService(RecordService):
         self.activities = LeadActivityRepository(self.session, self.workspace_id)
         self.settings = WorkspaceSettingsRepository(self.session, self.workspace_id)
         self._rules: StatusRules | None = None
+        self._earliest: EarliestLeads | None = None  # a bulk create's duplicate lookup
 
     def read(self, row: RowMapping) -> dict[str, Any]:
         return lead_read(row)
@@ -284,7 +327,10 @@ class LeadService(RecordService):
 
     # -- writes ------------------------------------------------------------------------------
     async def _check_duplicate(self, email: str | None, phone: str | None) -> None:
-        found = await self.repo.duplicate_of(email, phone)
+        if self._earliest is not None and self._earliest.knows(email, phone):
+            found = self._earliest.find(email, phone)
+        else:
+            found = await self.repo.duplicate_of(email, phone)
         if found is not None:
             existing, field = found
             raise LeadDuplicate(
@@ -297,7 +343,9 @@ class LeadService(RecordService):
                 ]
             )
 
-    async def create(self, body: LeadCreate, *, allow_duplicate: bool = False) -> RowMapping:
+    async def prepare_create(
+        self, body: LeadCreate, *, allow_duplicate: bool = False, **_options: Any
+    ) -> dict[str, Any]:
         values = body.model_dump(exclude={"custom_fields"})
         check_lead_values(values)
         rules = await self.status_rules()
@@ -309,24 +357,38 @@ class LeadService(RecordService):
             await self._check_duplicate(values["email"], values["phone_e164"])
         values["custom_fields"] = await self.custom_fields.validate(body.custom_fields)
         values["activity_count"] = 0
+        return values
+
+    def claim_created(self, values: dict[str, Any]) -> None:
+        if self._earliest is not None:
+            self._earliest.add(values["id"], values["email"], values["phone_e164"])
+
+    async def create(self, body: LeadCreate, *, allow_duplicate: bool = False) -> RowMapping:
+        values = await self.prepare_create(body, allow_duplicate=allow_duplicate)
         row = await self.repo.insert(values)
-        await self.after_write("created", row)
+        await self.after_created([row])
         return row
 
     async def update(
         self, lead_id: uuid.UUID, body: LeadUpdate, expected: int | None
     ) -> RowMapping:
-        sent = body.model_fields_set - {"id"}
-        changes: dict[str, Any] = {name: getattr(body, name) for name in sent}
-        if changes.get("status", "") is None:
-            changes.pop("status")  # required: null leaves it as is
-        if "status" in changes:
+        current: RowMapping | None
+        if "status" in body.model_fields_set and body.status is not None:
             # Locked, so two concurrent moves cannot both pass the transition check.
             current = await self.repo.get_for_update(lead_id)
             if current is None:
                 raise LeadNotFound()
         else:
             current = await self.get(lead_id)
+        return await self.apply_update(await self.prepare_update(body, current), expected)
+
+    async def prepare_update(
+        self, body: LeadUpdate, current: RowMapping, sent: set[str] | None = None
+    ) -> Change:
+        sent = body.model_fields_set - {"id"} if sent is None else sent
+        changes: dict[str, Any] = {name: getattr(body, name) for name in sent}
+        if changes.get("status", "") is None:
+            changes.pop("status")  # required: null leaves it as is
         if changes.get("status") == current["status"]:
             changes.pop("status")
         old_status = current["status"]
@@ -347,39 +409,46 @@ class LeadService(RecordService):
         if new_status is not None:
             # The status note counts like any activity, in the same atomic UPDATE.
             changes["activity_count"] = self.repo.table.c.activity_count + 1
-        row = await self.updated(lead_id, changes, expected)
-        if new_status is not None:
-            await self._status_changed(row, old_status, new_status)
-        return row
+        moved = (old_status, new_status) if new_status is not None else None
+        return Change(current, changes, {"status_moved": moved})
 
-    async def _status_changed(self, row: RowMapping, old: str, new: str) -> None:
-        note = await self.activities.add_note(
-            lead_id=row["id"],
-            subject=f"Status changed from {old} to {new}",
-            author_id=self.principal.user_id,
+    async def after_updated(self, pairs: Sequence[tuple[Change, RowMapping]]) -> None:
+        await super().after_updated(pairs)
+        moves = [(row, *c.notes["status_moved"]) for c, row in pairs if c.notes["status_moved"]]
+        if moves:
+            await self._status_changed(moves)
+
+    async def _status_changed(self, moves: Sequence[tuple[RowMapping, str, str]]) -> None:
+        """Each move `(lead row, from, to)`: a note on the lead's timeline (searchable like any
+        activity) and a `lead.status_changed` event; one batched statement each for all moves."""
+        notes = await self.activities.add_notes(
+            [(row["id"], f"Status changed from {old} to {new}") for row, old, new in moves],
+            self.principal.user_id,
         )
-        # The note is searchable like any activity (the activities module's document shape).
-        await indexer.index(
+        # The notes' documents have the activities module's shape.
+        await indexer.index_many(
             self.session,
             workspace_id=self.workspace_id,
             resource="activity",
-            record_id=note["id"],
-            title=note["subject"],
-            subtitle=note["kind"],
-            parts=[],
+            documents_=[(n["id"], n["subject"], n["kind"], [], [], False) for n in notes],
         )
-        await events.record(
+        await events.record_many(
             self.session,
             workspace_id=self.workspace_id,
             type="lead.status_changed",
-            data={
-                **lead_read(row),
-                "from_status": old,
-                "to_status": new,
-                "activity_id": note["id"],
-            },
+            items=[
+                (
+                    row["id"],
+                    {
+                        **lead_read(row),
+                        "from_status": old,
+                        "to_status": new,
+                        "activity_id": note["id"],
+                    },
+                )
+                for (row, old, new), note in zip(moves, notes, strict=True)
+            ],
             principal=self.principal,
-            resource_id=row["id"],
         )
 
     async def before_erase(self, row: RowMapping) -> None:
@@ -388,19 +457,28 @@ class LeadService(RecordService):
         await LeadTaskRepository(self.session, self.workspace_id).detach_lead(row["id"])
 
     # -- bulk ----------------------------------------------------------------------------------
+    def end_batch(self) -> None:
+        super().end_batch()
+        self._earliest = None
+
+    async def preload_creates(self, bodies: Sequence[Any], **options: Any) -> None:
+        await self.status_rules()
+        if not options.get("allow_duplicate"):
+            emails = {b.email for b in bodies if b.email}
+            phones = {p for b in bodies if (p := phone_e164(b.phone))}
+            rows = await self.repo.duplicates_among(sorted(emails), sorted(phones))
+            self._earliest = EarliestLeads(emails, phones, rows)
+        await super().preload_creates(bodies, **options)
+
     async def bulk_create(
         self, items: list[dict[str, Any]], atomic: bool, *, allow_duplicate: bool = False
     ) -> dict[str, Any]:
-        async def one(body: LeadCreate, _index: int) -> dict[str, Any]:
-            return lead_read(await self.create(body, allow_duplicate=allow_duplicate))
-
-        return await run_bulk(self.session, items, LeadCreate, one, atomic=atomic)
+        return await self.bulk_create_items(
+            items, LeadCreate, atomic, allow_duplicate=allow_duplicate
+        )
 
     async def bulk_update(self, items: list[dict[str, Any]], atomic: bool) -> dict[str, Any]:
-        async def one(body: LeadBulkUpdate, _index: int) -> dict[str, Any]:
-            return lead_read(await self.update(body.id, body, None))
-
-        return await run_bulk(self.session, items, LeadBulkUpdate, one, atomic=atomic)
+        return await self.bulk_update_items(items, LeadBulkUpdate, atomic)
 
     # -- conversion ------------------------------------------------------------------------------
     async def convert(self, lead_id: uuid.UUID, body: LeadConvert) -> dict[str, Any]:
@@ -446,7 +524,7 @@ class LeadService(RecordService):
         )
         if row is None:  # locked above, so only a concurrent conversion on SQLite gets here
             raise LeadAlreadyConverted()
-        await self._status_changed(row, lead["status"], CONVERTED)
+        await self._status_changed([(row, lead["status"], CONVERTED)])
         if await self.activities.move_to_contact(lead_id, contact_id):
             await ContactRef(self.session, self.workspace_id).set_last_activity(
                 contact_id,

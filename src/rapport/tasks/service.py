@@ -5,15 +5,15 @@ also records `task.completed`."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
 from rapport.activities.repository import RECORD_REPOSITORIES
-from rapport.core.bulk import run_bulk
 from rapport.core.clock import utcnow
 from rapport.core.errors import ValidationFailed
-from rapport.records.service import RecordService, SearchDoc
+from rapport.records.service import Change, RecordService, SearchDoc
 from rapport.tasks.errors import TaskNotFound
 from rapport.tasks.repository import TASK_LISTING, TaskRepository
 from rapport.tasks.schemas import RELATED, RELATED_RULE, TaskBulkUpdate, TaskCreate, TaskUpdate
@@ -52,6 +52,8 @@ class TaskService(RecordService):
     listing = TASK_LISTING
     not_found = TaskNotFound
     searchable = True
+    member_fields = ("assignee_id",)
+    record_fields = {field: RECORD_REPOSITORIES[field] for field in RELATED}
     repo: TaskRepository
 
     def read(self, row: RowMapping) -> dict[str, Any]:
@@ -69,23 +71,32 @@ class TaskService(RecordService):
             if field in values and (current is None or values[field] != current[field]):
                 await self.check_record(RECORD_REPOSITORIES[field], values[field], field)
 
-    async def create(self, body: TaskCreate) -> RowMapping:
+    async def prepare_create(self, body: TaskCreate, **_options: Any) -> dict[str, Any]:
         values = body.model_dump(exclude={"custom_fields"})
         await self._check_related(values, None)
         await self.check_member(body.assignee_id, "assignee_id")
         values["completed_at"] = utcnow() if body.status == "done" else None
         values["custom_fields"] = await self.custom_fields.validate(body.custom_fields)
-        row = await self.repo.insert(values)
-        await self.after_write("created", row)
+        return values
+
+    async def create(self, body: TaskCreate) -> RowMapping:
+        row = await self.repo.insert(await self.prepare_create(body))
+        await self.after_created([row])
         return row
 
     async def update(
         self, task_id: uuid.UUID, body: TaskUpdate, expected: int | None
     ) -> RowMapping:
         current = await self.get(task_id)
+        return await self.apply_update(await self.prepare_update(body, current), expected)
+
+    async def prepare_update(
+        self, body: TaskUpdate, current: RowMapping, sent: set[str] | None = None
+    ) -> Change:
+        sent = body.model_fields_set - {"id"} if sent is None else sent
         changes = {
             name: getattr(body, name)
-            for name in body.model_fields_set - {"id"}
+            for name in sent
             if not (name in REQUIRED and getattr(body, name) is None)
         }
         if sum(changes.get(f, current[f]) is not None for f in RELATED) > 1:
@@ -110,20 +121,17 @@ class TaskService(RecordService):
             changes["custom_fields"] = await self.custom_fields.validate(
                 body.custom_fields or {}, current["custom_fields"]
             )
-        row = await self.updated(task_id, changes, expected)
-        if completed:
-            await self.after_write("completed", row)
-        return row
+        return Change(current, changes, {"completed": completed})
+
+    async def after_updated(self, pairs: Sequence[tuple[Change, RowMapping]]) -> None:
+        await super().after_updated(pairs)
+        done = [row for c, row in pairs if c.notes["completed"]]
+        # Its search document was just written with the same row.
+        await self.after_write_many("completed", done, reindex=False)
 
     # -- bulk -----------------------------------------------------------------------------------
     async def bulk_create(self, items: list[dict[str, Any]], atomic: bool) -> dict[str, Any]:
-        async def one(body: TaskCreate, _index: int) -> dict[str, Any]:
-            return task_read(await self.create(body))
-
-        return await run_bulk(self.session, items, TaskCreate, one, atomic=atomic)
+        return await self.bulk_create_items(items, TaskCreate, atomic)
 
     async def bulk_update(self, items: list[dict[str, Any]], atomic: bool) -> dict[str, Any]:
-        async def one(body: TaskBulkUpdate, _index: int) -> dict[str, Any]:
-            return task_read(await self.update(body.id, body, None))
-
-        return await run_bulk(self.session, items, TaskBulkUpdate, one, atomic=atomic)
+        return await self.bulk_update_items(items, TaskBulkUpdate, atomic)
