@@ -1,0 +1,1 @@
+"""Per-user notifications, made from domain events by a durable subscriber of the outbox."""
