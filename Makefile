@@ -25,8 +25,9 @@ install: $(STAMP)  ## create .venv and install the locked dependencies
 run: install  ## migrate the embedded SQLite database, create the demo workspace once, serve
 	$(VENV)/bin/rapport serve --demo
 
+TEST_WORKERS ?= 2
 test: install  ## the whole suite (set RAPPORT_TEST_POSTGRES_URL / RAPPORT_TEST_REDIS_URL to add those)
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench

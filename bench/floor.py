@@ -129,7 +129,10 @@ def _row(record: Any) -> dict[str, Any]:
 
 def _ok(data: Any, status: int = 200, meta: dict[str, Any] | None = None) -> Response:
     body = {"success": True, "data": data, "error": None, "meta": meta or {}}
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    # asyncpg returns its own UUID type, which orjson does not know: `default=str` encodes it.
+    return Response(
+        orjson.dumps(body, default=str), status_code=status, media_type="application/json"
+    )
 
 
 def _denied(request: Request) -> Response | None:
@@ -274,7 +277,7 @@ def _after_write(verb: str) -> Any:
     def steps(row: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
         now = _now()
         title, subtitle, content = _search_content(row, None)
-        data = orjson.loads(orjson.dumps(row))
+        data = orjson.loads(orjson.dumps(row, default=str))
         return [
             (
                 EVENT,

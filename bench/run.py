@@ -382,7 +382,8 @@ def main() -> None:
             f"{scenario:9} floor {floor_load.requests_per_s:8.0f} req/s"
             f" p99 {floor_load.p99_ms:6.1f} ms"
             f" | rapport {rapport_load.requests_per_s:8.0f} req/s p99 {rapport_load.p99_ms:6.1f} ms"
-            f" | ratio {row.ratio:.2f} | rss {rss:.0f} MB | errors {rapport_load.errors}"
+            f" | ratio {row.ratio:.2f} | rss {rss:.0f} MB"
+            f" | errors floor {floor_load.errors} rapport {rapport_load.errors}"
         )
 
     rapport = serve("rapport.main:create_app", RAPPORT_PORT, rapport_env, args.workers, True)

@@ -4,16 +4,21 @@ from fastapi import APIRouter
 
 from rapport.activities.router import router as activities_router
 from rapport.activities.router import timeline_router as activity_timelines_router
+from rapport.audit.router import router as audit_router
 from rapport.companies.router import router as companies_router
 from rapport.contacts.router import router as contacts_router
 from rapport.custom_fields.router import router as custom_fields_router
 from rapport.deals.router import pipelines_router
 from rapport.deals.router import router as deals_router
 from rapport.identity.router import api_keys_router, auth_router, users_router
+from rapport.imports.router import router as imports_router
 from rapport.leads.router import router as leads_router
+from rapport.notifications.router import router as notifications_router
+from rapport.realtime.router import router as realtime_router
 from rapport.search.router import router as search_router
 from rapport.tags.router import router as tags_router
 from rapport.tasks.router import router as tasks_router
+from rapport.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 
@@ -33,5 +38,10 @@ for router in (
     activity_timelines_router,
     tasks_router,
     search_router,
+    imports_router,
+    audit_router,
+    notifications_router,
+    realtime_router,
+    webhooks_router,
 ):
     api_router.include_router(router)

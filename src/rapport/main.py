@@ -33,6 +33,7 @@ from rapport.core.security import KeyRing, PasswordHasher
 from rapport.identity.authenticator import IdentityAuthenticator
 from rapport.identity.service import Security
 from rapport.ops.router import router as ops_router
+from rapport.realtime import install as install_realtime
 
 HTTP_CODES = {
     400: ("bad_request", "The request is malformed."),
@@ -159,9 +160,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             await upgrade(db.url)
         if settings.background:
             await background.start()
+        await realtime.start()
         gc.collect()
         gc.freeze()  # start-up objects leave the collector's working set: shorter GC pauses
         yield
+        await realtime.stop()
         if settings.background:
             await background.stop()
         await db.dispose()
@@ -221,6 +224,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.background = background
     app.state.security = security
     app.state.authenticator = IdentityAuthenticator(db, security)
+    realtime = install_realtime(app)
     install_exception_handlers(app)
     app.include_router(ops_router)
     app.include_router(api_router)

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 from starlette.routing import BaseRoute
 
 from rapport.core.routing import ContractRoute
@@ -80,6 +80,8 @@ def endpoints(app: Any) -> list[Endpoint]:
     """Every (method, path) the app serves, from `app.routes` with included routers expanded."""
     found: list[Endpoint] = []
     for context in iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIWebSocketRoute):
+            continue  # no HTTP methods; tests/realtime proves each refuses a bad handshake
         path = context.path
         methods = context.methods
         assert path is not None and methods, f"a route without a path or methods: {context!r}"

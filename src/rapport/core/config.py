@@ -74,6 +74,33 @@ class Settings(BaseSettings):
     jobs_poll_seconds: float = 1.0
     worker_concurrency: int = 50
 
+    # Realtime stream (`GET /api/v1/ws`): fans committed events out to WebSockets, across
+    # processes through Redis pub/sub when `redis_url` is set.
+    realtime_heartbeat_seconds: float = Field(25.0, gt=0)  # at least one message this often
+    realtime_ticket_seconds: float = Field(30.0, gt=0)  # lifetime of a single-use `?ticket=`
+    realtime_send_queue_size: int = Field(1000, ge=1)  # waiting for one client; more closes it
+    realtime_send_timeout_seconds: float = Field(10.0, gt=0)  # a write taking longer: peer dead
+    realtime_recheck_seconds: float = Field(60.0, gt=0)  # credential re-checked this often
+
+    # CSV imports and exports: files live under `data_dir/imports` and `data_dir/exports` (shared
+    # by API processes and workers). A job works in chunks of `import_chunk_rows` (each its own
+    # transaction) for at most `import_slice_seconds`, then yields its lease and continues.
+    import_max_bytes: int = 512 * 1024 * 1024
+    import_chunk_rows: int = Field(1000, ge=1, le=1000)
+    import_slice_seconds: float = 60.0
+    import_progress_seconds: float = 2.0
+    import_max_error_rows: int = 100_000
+    export_page_rows: int = Field(1000, ge=1, le=5000)
+
+    # Outgoing webhooks (rapport.webhooks). Targets must be public https URLs: private, loopback,
+    # link-local and other internal addresses are refused (when an endpoint is saved and at every
+    # connection) unless `webhooks_allow_private` (on-premises receivers, tests), which also allows
+    # http://; `webhooks_allow_http` allows http:// to public addresses. Cloud metadata addresses
+    # are refused whatever these say.
+    webhooks_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    webhooks_allow_private: bool = False
+    webhooks_allow_http: bool = False
+
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True

@@ -23,6 +23,9 @@ from rapport.core.routing import route_templates
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 UNMETERED = frozenset({"/health", "/ready", "/metrics"})
+# Paths whose route reads its own body as a stream (large file uploads): the body middleware
+# neither buffers nor bounds them; the route enforces its own limit. Its module adds the path.
+STREAMED_PATHS: set[str] = set()
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -105,7 +108,11 @@ class BodyMiddleware:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in READ_METHODS:
+        if (
+            scope["type"] != "http"
+            or scope["method"] in READ_METHODS
+            or scope["path"] in STREAMED_PATHS
+        ):
             await self.app(scope, receive, send)
             return
         declared = header(scope, b"content-length")

@@ -33,3 +33,11 @@ RAW_SQL_INDEXES = frozenset(
     # Task sort expressions PostgreSQL reflects in a form autogenerate cannot compare (0004).
     | {"ix_task_sort_due", "ix_task_sort_priority"}
 )
+from rapport.audit.models import AuditEntry  # noqa: E402,F401
+from rapport.imports.models import CsvExport, CsvImport, CsvImportError  # noqa: E402,F401
+from rapport.notifications.models import Notification, NotificationHolder  # noqa: E402,F401
+from rapport.webhooks.models import (  # noqa: E402,F401
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)

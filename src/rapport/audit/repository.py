@@ -1,0 +1,161 @@
+"""Queries of the audit log: the lists (workspace-scoped like every tenant table) and the writer's
+two statements per relay batch (the previous snapshots, then the entries)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rapport.audit.models import AuditEntry
+from rapport.core.events import TABLE as EVENTS
+from rapport.core.listing import RANGE, Filter, Listing, Sort
+from rapport.core.repository import TenantRepository
+
+a = AuditEntry.__table__
+
+
+def audit_listing(*, history: bool = False) -> Listing:
+    """`/audit-log` filters on everything an entry is looked up by; a record's history is already
+    narrowed to one record, so it leaves out the resource filters."""
+    filters: dict[str, Filter] = {
+        "action": Filter(a.c.action, description="The verb: created, updated, merged, erased..."),
+        "event_type": Filter(a.c.event_type, description="The event type, e.g. contact.updated."),
+        "actor_id": Filter(a.c.actor_id, uuid.UUID, description="The user who acted (`me`: you)."),
+        "credential_id": Filter(
+            a.c.credential_id, uuid.UUID, description="The login session family or API key."
+        ),
+        "occurred_at": Filter(a.c.occurred_at, datetime, ops=RANGE),
+    }
+    if not history:
+        filters["resource_type"] = Filter(a.c.resource_type, description="e.g. contact, api_key.")
+        filters["resource_id"] = Filter(a.c.resource_id, uuid.UUID)
+    return Listing(
+        id_column=a.c.id,
+        filters=filters,
+        sorts={"occurred_at": Sort(a.c.occurred_at, datetime)},
+        default_sort="occurred_at",
+        default_order="desc",
+        soft_delete=False,
+    )
+
+
+AUDIT_LISTING = audit_listing()
+HISTORY_LISTING = audit_listing(history=True)
+
+
+class AuditRepository(TenantRepository):
+    """The audit log of one workspace, for reading (entries are never updated or deleted)."""
+
+    table = a
+    soft_delete = False
+
+
+@dataclass(frozen=True)
+class RecordKey:
+    workspace_id: uuid.UUID
+    resource_type: str
+    resource_id: uuid.UUID
+
+
+class AuditWriter:
+    """The relay's batches span workspaces: each key carries its own workspace, and every
+    statement is scoped by the workspace of each row it reads or writes."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def dialect(self) -> str:
+        return self.session.bind.dialect.name if self.session.bind is not None else "sqlite"
+
+    async def wait_for_earlier_events(self, keys: Sequence[RecordKey], last: uuid.UUID) -> None:
+        """Wait until no other relay still holds an earlier event of these records.
+
+        On PostgreSQL several relays take consecutive batches at once (`SKIP LOCKED`): an older
+        event of a record can be in another relay's batch, not yet audited, when this batch
+        reaches a newer one; diffed against the stored state, the newer entry would also show
+        (and pin on its actor) the older change. The older event's row is locked by its relay
+        until that relay commits, with its audit entry; a share lock on it waits for exactly that.
+        SQLite has one writer, so relays never overlap there."""
+        if self.dialect != "postgresql" or not keys:
+            return
+        stmt = (
+            select(EVENTS.c.id)
+            .where(
+                EVENTS.c.dispatched_at.is_(None),
+                EVENTS.c.id < last,
+                EVENTS.c.workspace_id.in_(sorted({k.workspace_id for k in keys}, key=str)),
+                EVENTS.c.resource_id.in_(sorted({k.resource_id for k in keys}, key=str)),
+            )
+            .order_by(EVENTS.c.id)
+            .with_for_update(read=True)
+        )
+        await self.session.execute(stmt)
+
+    async def latest_snapshots(
+        self, keys: Sequence[RecordKey], before: datetime
+    ) -> dict[RecordKey, dict[str, Any] | None]:
+        """Each record's newest entry at or before `before` (the batch's last event), and its
+        snapshot: one statement of fixed shape (the keys are expanding IN lists, so it compiles
+        once). The newest entries are picked by a window over ix_audit_entry_resource alone (an
+        index-only read of these records' entries), and only their rows are fetched."""
+        if not keys:
+            return {}
+        ranked = (
+            select(
+                a.c.workspace_id,
+                a.c.id,
+                func.row_number()
+                .over(
+                    partition_by=(a.c.workspace_id, a.c.resource_id),
+                    order_by=(a.c.occurred_at.desc(), a.c.id.desc()),
+                )
+                .label("rank"),
+            )
+            .where(
+                a.c.workspace_id.in_(sorted({k.workspace_id for k in keys}, key=str)),
+                a.c.resource_id.in_(sorted({k.resource_id for k in keys}, key=str)),
+                a.c.occurred_at <= before,
+            )
+            .subquery()
+        )
+        stmt = (
+            select(a.c.workspace_id, a.c.resource_type, a.c.resource_id, a.c.snapshot)
+            .join(
+                ranked,
+                (a.c.workspace_id == ranked.c.workspace_id) & (a.c.id == ranked.c.id),
+            )
+            .where(ranked.c.rank == 1)
+        )
+        wanted = set(keys)
+        found: dict[RecordKey, dict[str, Any] | None] = {}
+        for row in (await self.session.execute(stmt)).all():
+            key = RecordKey(
+                uuid.UUID(str(row.workspace_id)),
+                row.resource_type,
+                uuid.UUID(str(row.resource_id)),
+            )
+            # The IN lists' cross product can name a few keys not asked for; an id is one
+            # record's, so an entry of another resource type is no base either.
+            if key in wanted:
+                found[key] = row.snapshot
+        return found
+
+    async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
+        """All entries of a batch in one statement; an entry already written (a replayed event)
+        is left as it is."""
+        if not rows:
+            return
+        builder = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        stmt = builder(a).on_conflict_do_nothing(
+            index_elements=["workspace_id", "event_id", "position"]
+        )
+        await self.session.execute(stmt, list(rows))
