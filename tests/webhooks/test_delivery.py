@@ -156,6 +156,12 @@ class TestRetries:
         assert "secret" not in event["data"]
         assert event["actor_type"] is None  # the system did it
 
+        # The admin is told, through the notifications module's subscriber.
+        await background.drain()
+        inbox = await hooks.get("/api/v1/notifications", headers=admin.headers)
+        [notice] = [n for n in inbox.json()["data"] if n["type"] == "webhook_endpoint.disabled"]
+        assert notice["resource_id"] == endpoint["id"] and notice["read_at"] is None
+
         # Disabled: new changes make no deliveries.
         await create_contact(hooks, admin)
         await background.drain()
