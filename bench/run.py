@@ -223,6 +223,7 @@ async def bulk_raw(url: str, ws: Workspace, rounds: int) -> float:
         for item in _bulk_items(1000, f"raw{uuid.uuid4().hex[:8]}{r}"):
             row = {
                 **item,
+                "job_title": None,
                 "workspace_id": ws.id,
                 "id": new_id(),
                 "created_at": now,
@@ -355,7 +356,7 @@ def main() -> None:
         "BENCH_WORKSPACE": str(ws.id),
         "BENCH_USER": str(ws.user_id),
     }
-    for scenario in args.scenarios.split(","):
+    for scenario in filter(None, args.scenarios.split(",")):
         floor = serve("bench.floor:app", FLOOR_PORT, floor_env, args.workers, factory=False)
         try:
             wrk(scenario, FLOOR_PORT, lua_env, args.connections, 3)  # warm-up
