@@ -59,6 +59,7 @@ from rapport.imports.repository import (
     imports,
     live_keys,
     member_role,
+    plan_each_statement,
 )
 from rapport.imports.resources import (
     ADDRESS,
@@ -523,6 +524,7 @@ class ImportRun:
         validating = seen is not None
         now = self.now()
         async with self.transaction() as session:
+            await plan_each_statement(session)
             repo = ImportRepository(session, row["workspace_id"])
             moved = await repo.held(
                 row["id"],

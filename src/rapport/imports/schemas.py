@@ -44,6 +44,7 @@ class ImportOptions(BaseModel):
 IMPORT_FORM_SCHEMA = {
     "type": "object",
     "required": ["file", "resource"],
+    "additionalProperties": False,
     "properties": {
         "file": {"type": "string", "format": "binary", "description": "The CSV file."},
         "resource": {"type": "string", "enum": ["contacts", "companies", "leads"]},
