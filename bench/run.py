@@ -305,6 +305,27 @@ def write_ids(url: str, ws: Workspace) -> Path:
     return path
 
 
+def _save_loaded(path: Path, url: str, n: int, ws: Workspace, rates: dict[str, float]) -> None:
+    path.write_text(
+        json.dumps(
+            {"url": url, "contacts": n, "workspace": asdict(ws), "rates": rates}, default=str
+        )
+    )
+
+
+def _load_saved(path: Path) -> tuple[str, Workspace, dict[str, float]]:
+    saved = json.loads(path.read_text())
+    raw = saved["workspace"]
+    ws = Workspace(
+        id=uuid.UUID(raw["id"]),
+        user_id=uuid.UUID(raw["user_id"]),
+        api_key=raw["api_key"],
+        pipeline_id=uuid.UUID(raw["pipeline_id"]),
+        stage_ids=[uuid.UUID(s) for s in raw["stage_ids"]],
+    )
+    return saved["url"], ws, saved["rates"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Rapport against the floor, same run")
     parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
@@ -314,17 +335,30 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--bulk-rounds", type=int, default=5)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure the database the previous run loaded (same backend and -n) instead of "
+        "loading it again",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk (Debian)")
     WORK.mkdir(exist_ok=True)
     RESULTS.mkdir(exist_ok=True)
 
-    url = prepare_database(args.backend)
-    print(f"Loading {args.n:,} contacts into {args.backend} ...")
-    started = time.perf_counter()
-    ws, rates = asyncio.run(load(url, args.n))
-    print(f"Loaded in {time.perf_counter() - started:.0f} s")
+    saved = WORK / f"loaded-{args.backend}.json"
+    if args.reuse and saved.exists() and json.loads(saved.read_text())["contacts"] == args.n:
+        url, ws, rates = _load_saved(saved)
+        print(f"Reusing the {args.n:,} contacts loaded into {args.backend} earlier")
+    else:
+        saved.unlink(missing_ok=True)
+        url = prepare_database(args.backend)
+        print(f"Loading {args.n:,} contacts into {args.backend} ...")
+        started = time.perf_counter()
+        ws, rates = asyncio.run(load(url, args.n))
+        print(f"Loaded in {time.perf_counter() - started:.0f} s")
+        _save_loaded(saved, url, args.n, ws, rates)
     ids = write_ids(url, ws)
 
     report = Report(

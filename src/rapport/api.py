@@ -7,6 +7,7 @@ from rapport.activities.router import timeline_router as activity_timelines_rout
 from rapport.audit.router import router as audit_router
 from rapport.companies.router import router as companies_router
 from rapport.contacts.router import router as contacts_router
+from rapport.core.routing import include
 from rapport.custom_fields.router import router as custom_fields_router
 from rapport.deals.router import pipelines_router
 from rapport.deals.router import router as deals_router
@@ -22,8 +23,7 @@ from rapport.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 
-api_router = APIRouter(prefix=API_PREFIX)
-for router in (
+DOMAIN_ROUTERS = (
     auth_router,
     users_router,
     api_keys_router,
@@ -43,5 +43,10 @@ for router in (
     notifications_router,
     realtime_router,
     webhooks_router,
-):
-    api_router.include_router(router)
+)
+
+
+def include_api(parent: APIRouter) -> None:
+    """Each domain router straight under the parent (one nesting level), gated by its paths."""
+    for router in DOMAIN_ROUTERS:
+        include(parent, router, API_PREFIX)

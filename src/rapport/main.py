@@ -18,7 +18,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from rapport import __version__
-from rapport.api import api_router
+from rapport.api import include_api
 from rapport.core.auth import PrincipalCache
 from rapport.core.background import Background
 from rapport.core.config import Settings, get_settings
@@ -29,6 +29,7 @@ from rapport.core.http import BodyMiddleware, RequestContextMiddleware, UnitOfWo
 from rapport.core.idempotency import IdempotencyMiddleware, IdempotencyStore
 from rapport.core.observability import configure_logging, log
 from rapport.core.ratelimit import RateLimiter, RateLimitMiddleware
+from rapport.core.routing import include
 from rapport.core.security import KeyRing, PasswordHasher
 from rapport.identity.authenticator import IdentityAuthenticator
 from rapport.identity.service import Security
@@ -226,6 +227,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.authenticator = IdentityAuthenticator(db, security)
     realtime = install_realtime(app)
     install_exception_handlers(app)
-    app.include_router(ops_router)
-    app.include_router(api_router)
+    include(app.router, ops_router)
+    include_api(app.router)
     return app

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from rapport.activities.repository import ACTIVITY_LISTING, TIMELINE_LISTINGS
 from rapport.activities.schemas import ActivityCreate, ActivityRead, ActivityUpdate
@@ -13,11 +13,11 @@ from rapport.core.bulk import BulkRequest, BulkResult
 from rapport.core.envelope import Deleted, Envelope, EnvelopeResponse, ListEnvelope, ok
 from rapport.core.listing import ListParams
 from rapport.core.responses import errors
-from rapport.core.routing import ContractRoute, IfMatchDep, SessionDep, etag_headers
+from rapport.core.routing import ContractRouter, IfMatchDep, SessionDep, etag_headers
 
-router = APIRouter(prefix="/activities", tags=["activities"], route_class=ContractRoute)
+router = ContractRouter(prefix="/activities", tags=["activities"])
 # The timeline of each record: /contacts/{id}/activities, /companies/..., /leads/..., /deals/...
-timeline_router = APIRouter(tags=["activities"], route_class=ContractRoute)
+timeline_router = ContractRouter(tags=["activities"])
 
 Atomic = Annotated[bool, Query(description="false: apply the valid items, report each outcome.")]
 LIST_FILTERS = {"parameters": ACTIVITY_LISTING.openapi_parameters()}

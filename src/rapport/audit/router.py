@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from rapport.audit import handlers  # noqa: F401 - registers the audit subscriber
 from rapport.audit.repository import AUDIT_LISTING, HISTORY_LISTING
@@ -13,9 +13,9 @@ from rapport.core.auth import AdminDep, ReaderDep
 from rapport.core.envelope import EnvelopeResponse, ListEnvelope, ok
 from rapport.core.listing import ListParams
 from rapport.core.responses import errors
-from rapport.core.routing import ContractRoute, SessionDep
+from rapport.core.routing import ContractRouter, SessionDep
 
-router = APIRouter(tags=["audit"], route_class=ContractRoute)
+router = ContractRouter(tags=["audit"])
 
 HistoryParams = Annotated[ListParams, Depends(HISTORY_LISTING.params)]
 HISTORY_FILTERS = {"parameters": HISTORY_LISTING.openapi_parameters()}

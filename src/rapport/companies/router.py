@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from rapport.companies.repository import COMPANY_LISTING
 from rapport.companies.schemas import CompanyCreate, CompanyRead, CompanyUpdate
@@ -25,9 +25,9 @@ from rapport.core.bulk import BulkRequest, BulkResult
 from rapport.core.envelope import Deleted, Envelope, EnvelopeResponse, ListEnvelope, ok
 from rapport.core.listing import ListParams
 from rapport.core.responses import errors
-from rapport.core.routing import ContractRoute, IfMatchDep, SessionDep, etag_headers
+from rapport.core.routing import ContractRouter, IfMatchDep, SessionDep, etag_headers
 
-router = APIRouter(prefix="/companies", tags=["companies"], route_class=ContractRoute)
+router = ContractRouter(prefix="/companies", tags=["companies"])
 
 Atomic = Annotated[bool, Query(description="false: apply the valid items, report each outcome.")]
 LIST_FILTERS = {"parameters": COMPANY_LISTING.openapi_parameters()}

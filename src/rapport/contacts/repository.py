@@ -265,11 +265,9 @@ class DuplicateQueries:
 class ContactRepository(DuplicateQueries, TenantRepository):
     table = t
 
-    def select(self, *columns: Any, include_deleted: bool = False) -> Any:
+    def row_columns(self) -> tuple[Any, ...]:
         """Whole rows come with `company_name` (a correlated subquery, same statement)."""
-        if not columns:
-            columns = (t, COMPANY_NAME)
-        return super().select(*columns, include_deleted=include_deleted)
+        return (t, COMPANY_NAME)
 
     async def _named(self, row: RowMapping | None) -> RowMapping | None:
         """A written row (RETURNING cannot correlate) with its `company_name` looked up."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from rapport.contacts.repository import CONTACT_COMPANIES_LISTING, CONTACT_LISTING
 from rapport.contacts.schemas import (
@@ -31,9 +31,9 @@ from rapport.core.bulk import BulkRequest, BulkResult
 from rapport.core.envelope import Deleted, Envelope, EnvelopeResponse, ListEnvelope, ok
 from rapport.core.listing import ListParams
 from rapport.core.responses import errors
-from rapport.core.routing import ContractRoute, IfMatchDep, SessionDep, etag_headers
+from rapport.core.routing import ContractRouter, IfMatchDep, SessionDep, etag_headers
 
-router = APIRouter(prefix="/contacts", tags=["contacts"], route_class=ContractRoute)
+router = ContractRouter(prefix="/contacts", tags=["contacts"])
 
 Atomic = Annotated[bool, Query(description="false: apply the valid items, report each outcome.")]
 Upsert = Annotated[

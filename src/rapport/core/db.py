@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import StaticPool
 
 from rapport.core.config import Settings
+from rapport.core.sql import LEAN
 
 READ_OPTION = "rapport_read"
 WAKE = "rapport_wake"  # session.info flag: this transaction recorded events or queued jobs
@@ -124,6 +126,7 @@ class Database:
         self.write_sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, autoflush=False
         )
+        self.read_engine = read_engine
         self.read_sessions = async_sessionmaker(
             read_engine, expire_on_commit=False, autoflush=False
         )
@@ -152,15 +155,28 @@ class UnitOfWork:
         self.db = db
         self.write = write
         self._session: AsyncSession | None = None
+        self._lean: AsyncConnection | None = None
         self.before_commit: list[CommitHook] = []
         self.committed = False
 
     @property
     def session(self) -> AsyncSession:
         if self._session is None:
-            factory = self.db.write_sessions if self.write else self.db.read_sessions
-            self._session = factory()
+            if self.write:
+                self._session = self.db.write_sessions()
+            else:
+                self._session = self.db.read_sessions()
+                if self.db.dialect == "postgresql":
+                    # Its hot statements may run on the driver (`core.sql.Query`).
+                    self._session.info[LEAN] = self
         return self._session
+
+    async def lean_connection(self) -> AsyncConnection:
+        """The autocommit connection this read request's `Query`s run on, checked out once."""
+        if self._lean is None:
+            # The session's own connection: a request never holds two.
+            self._lean = await self.session.connection()
+        return self._lean
 
     @property
     def started(self) -> bool:
@@ -181,6 +197,7 @@ class UnitOfWork:
             await self._session.rollback()
 
     async def close(self) -> None:
+        self._lean = None  # the session's connection: closing the session returns it
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Select,
     Table,
     Update,
+    bindparam,
     delete,
     func,
     insert,
@@ -28,11 +29,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rapport.core.clock import utcnow
 from rapport.core.ids import new_id
 from rapport.core.listing import Listing, ListParams, Page
+from rapport.core.sql import Query
+
+# (repository class, statement, include_deleted) → the statement built once
+_QUERIES: dict[tuple[type, str, bool], Query] = {}
 
 
 class TenantRepository:
     table: ClassVar[Table]
     soft_delete: ClassVar[bool] = True
+    # What every statement is scoped by: each column equals the repository's attribute of the
+    # same name (a user's notifications add `user_id`).
+    scope_columns: ClassVar[tuple[str, ...]] = ("workspace_id",)
 
     def __init__(self, session: AsyncSession, workspace_id: uuid.UUID) -> None:
         self.session = session
@@ -40,13 +48,41 @@ class TenantRepository:
 
     # -- scoping: the only way statements are built -------------------------------------------
     def _scope(self, include_deleted: bool = False) -> list[ColumnElement[bool]]:
-        clauses = [self.table.c.workspace_id == self.workspace_id]
+        return self._scope_clauses(include_deleted, bound=False)
+
+    def _scope_clauses(self, include_deleted: bool, *, bound: bool) -> list[ColumnElement[bool]]:
+        """Each `scope_columns` column equal to this repository's attribute of the same name,
+        as values, or (`bound`) as named parameters for a statement built once."""
+        columns = self.table.c
+        clauses = [
+            columns[name] == (bindparam(f"scope_{name}") if bound else getattr(self, name))
+            for name in self.scope_columns
+        ]
         if self.soft_delete and not include_deleted:
-            clauses.append(self.table.c.deleted_at.is_(None))
+            clauses.append(columns.deleted_at.is_(None))
         return clauses
 
+    def row_columns(self) -> tuple[Any, ...]:
+        """What a whole row is made of (a domain may add computed columns)."""
+        return (self.table,)
+
     def select(self, *columns: Any, include_deleted: bool = False) -> Select[Any]:
-        return select(*(columns or (self.table,))).where(*self._scope(include_deleted))
+        return select(*(columns or self.row_columns())).where(*self._scope(include_deleted))
+
+    def _by_id(self, what: str, include_deleted: bool) -> Query:
+        """`get` and `exists` as statements built once per repository (see `core.sql`)."""
+        key = (type(self), what, include_deleted)
+        query = _QUERIES.get(key)
+        if query is None:
+            table = self.table
+            clauses = [*self._scope_clauses(include_deleted, bound=True)]
+            clauses.append(table.c.id == bindparam("id"))
+            columns = self.row_columns() if what == "get" else (table.c.id,)
+            query = _QUERIES[key] = Query(select(*columns).where(*clauses))
+        return query
+
+    def _scope_values(self) -> dict[str, Any]:
+        return {f"scope_{name}": getattr(self, name) for name in self.scope_columns}
 
     def update_stmt(self, include_deleted: bool = False) -> Update:
         return update(self.table).where(*self._scope(include_deleted))
@@ -58,14 +94,12 @@ class TenantRepository:
     async def get(
         self, record_id: uuid.UUID, *, include_deleted: bool = False
     ) -> RowMapping | None:
-        stmt = self.select(include_deleted=include_deleted).where(self.table.c.id == record_id)
-        return (await self.session.execute(stmt)).mappings().first()
+        query = self._by_id("get", include_deleted)
+        return await query.first(self.session, **self._scope_values(), id=record_id)  # type: ignore[return-value]
 
     async def exists(self, record_id: uuid.UUID, *, include_deleted: bool = True) -> bool:
-        stmt = self.select(self.table.c.id, include_deleted=include_deleted).where(
-            self.table.c.id == record_id
-        )
-        return (await self.session.execute(stmt)).first() is not None
+        query = self._by_id("exists", include_deleted)
+        return await query.first(self.session, **self._scope_values(), id=record_id) is not None
 
     async def list(self, listing: Listing, params: ListParams, *extra: ColumnElement[bool]) -> Page:
         where = [*listing.where(params), *extra]

@@ -15,9 +15,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request, Response
 from fastapi import params as fastapi_params
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute, APIRouter, iter_route_contexts
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.routing import Match, get_route_path
+from starlette.types import Scope
 
 from rapport.core.auth import Principal
 from rapport.core.errors import BadRequest, PreconditionFailed, Unauthorized, UnsupportedMediaType
@@ -111,6 +113,44 @@ class ContractRoute(APIRoute):
             self._adapter.validate_json(body)
         except ValidationError as exc:
             raise ResponseContractError(f"{self.path}: {exc}") from exc
+
+
+class ContractRouter(APIRouter):
+    """A domain's router: `ContractRoute` by default, and a cheap path gate.
+
+    FastAPI compares a request with every route of every included router in turn (twice per
+    nesting level), which for ~170 routes is the largest cost of a small request. `include()`
+    gives each router the static path prefixes its routes can match, so a router whose prefixes
+    the path does not start with is skipped with one `str.startswith`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("route_class", ContractRoute)
+        super().__init__(*args, **kwargs)
+        self.gate: tuple[str, ...] | None = None
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if self.gate is not None and not get_route_path(scope).startswith(self.gate):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+def static_prefixes(paths: list[str]) -> tuple[str, ...]:
+    """The literal beginnings of path templates, cut before their first parameter's segment;
+    the fewest prefixes that cover them all (`/a/{id}` and `/a/{id}/b` → `/a/`)."""
+    found = sorted({path.split("{", 1)[0] for path in paths})
+    kept: list[str] = []
+    for prefix in found:
+        if not any(prefix.startswith(k) for k in kept):
+            kept.append(prefix)
+    return tuple(kept)
+
+
+def include(parent: APIRouter, router: APIRouter, prefix: str = "") -> None:
+    """`parent.include_router(router, prefix=prefix)`, gating a `ContractRouter` by its paths."""
+    if isinstance(router, ContractRouter):
+        router.gate = static_prefixes([prefix + getattr(r, "path", "") for r in router.routes])
+    parent.include_router(router, prefix=prefix)
 
 
 def effective_routes(app: Any) -> list[tuple[str, frozenset[str], Any]]:

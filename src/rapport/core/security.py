@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -63,6 +64,7 @@ class AccessClaims:
     role: str
     session_id: uuid.UUID
     jti: str
+    expires_at: int = 0  # unix seconds
 
 
 class TokenError(Exception):
@@ -76,10 +78,16 @@ class KeyRing:
     RAPPORT_PREVIOUS_SECRET_KEYS) keeps issued tokens valid until they expire.
     """
 
-    def __init__(self, current: str, previous: list[str], access_minutes: int) -> None:
+    def __init__(
+        self, current: str, previous: list[str], access_minutes: int, cache_size: int = 10_000
+    ) -> None:
         self.current_kid = self._kid(current)
         self._keys = {self._kid(secret): secret for secret in [*previous, current]}
         self.access_ttl = timedelta(minutes=access_minutes)
+        # Verified tokens, so a client's next request skips parsing and HMAC (PyJWT costs tens
+        # of microseconds a token). Expiry is still checked on every use.
+        self._verified: dict[str, AccessClaims] = {}
+        self._cache_size = cache_size
 
     @staticmethod
     def _kid(secret: str) -> str:
@@ -106,6 +114,19 @@ class KeyRing:
         )
 
     def decode_access(self, token: str) -> AccessClaims:
+        claims = self._verified.get(token)
+        if claims is not None:
+            if claims.expires_at > time.time():  # the clock PyJWT checks `exp` against
+                return claims
+            del self._verified[token]
+            raise TokenError("Signature has expired")
+        claims = self._decode(token)
+        if len(self._verified) >= self._cache_size:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    def _decode(self, token: str) -> AccessClaims:
         try:
             header = jwt.get_unverified_header(token)
             secret = self._keys.get(header.get("kid", ""))
@@ -123,6 +144,7 @@ class KeyRing:
                 role=str(payload.get("role", "")),
                 session_id=uuid.UUID(payload["sid"]),
                 jti=str(payload["jti"]),
+                expires_at=int(payload["exp"]),
             )
         except (jwt.PyJWTError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise TokenError(str(exc)) from exc

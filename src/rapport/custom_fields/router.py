@@ -3,18 +3,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from rapport.core.auth import AdminDep, ReaderDep
 from rapport.core.envelope import Deleted, Envelope, EnvelopeResponse, ListEnvelope, ok
 from rapport.core.listing import ListParams
 from rapport.core.responses import errors
-from rapport.core.routing import ContractRoute, IfMatchDep, SessionDep, etag_headers
+from rapport.core.routing import ContractRouter, IfMatchDep, SessionDep, etag_headers
 from rapport.custom_fields.repository import CUSTOM_FIELD_LISTING
 from rapport.custom_fields.schemas import CustomFieldCreate, CustomFieldRead, CustomFieldUpdate
 from rapport.custom_fields.service import CustomFieldService, definition_read
 
-router = APIRouter(prefix="/custom-fields", tags=["custom-fields"], route_class=ContractRoute)
+router = ContractRouter(prefix="/custom-fields", tags=["custom-fields"])
 
 
 @router.get(

@@ -3,14 +3,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from rapport.core.auth import AdminDep, MemberDep, ReaderDep
 from rapport.core.bulk import BulkRequest, BulkResult
 from rapport.core.envelope import Deleted, Envelope, EnvelopeResponse, ListEnvelope, ok
 from rapport.core.listing import ListParams
 from rapport.core.responses import errors
-from rapport.core.routing import ContractRoute, IfMatchDep, SessionDep, etag_headers
+from rapport.core.routing import ContractRouter, IfMatchDep, SessionDep, etag_headers
 from rapport.deals.repository import DEAL_LISTING, HISTORY_LISTING, PIPELINE_LISTING
 from rapport.deals.schemas import (
     MAX_STAGES,
@@ -28,8 +28,8 @@ from rapport.deals.schemas import (
 )
 from rapport.deals.service import DealService, PipelineService, deal_read
 
-router = APIRouter(prefix="/deals", tags=["deals"], route_class=ContractRoute)
-pipelines_router = APIRouter(prefix="/pipelines", tags=["pipelines"], route_class=ContractRoute)
+router = ContractRouter(prefix="/deals", tags=["deals"])
+pipelines_router = ContractRouter(prefix="/pipelines", tags=["pipelines"])
 
 Atomic = Annotated[bool, Query(description="false: apply the valid items, report each outcome.")]
 ALL_STAGES = {"next_cursor": None, "has_more": False, "limit": MAX_STAGES}

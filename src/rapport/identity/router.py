@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from fastapi.security import OAuth2PasswordRequestForm
 
 from rapport.core.auth import AdminDep, PrincipalDep
 from rapport.core.envelope import Deleted, Envelope, EnvelopeResponse, ListEnvelope, dumps, ok
 from rapport.core.listing import ListParams
 from rapport.core.responses import errors
-from rapport.core.routing import PUBLIC, ContractRoute, IfMatchDep, SessionDep, etag_headers
+from rapport.core.routing import PUBLIC, ContractRouter, IfMatchDep, SessionDep, etag_headers
 from rapport.identity.dependencies import SecurityDep
 from rapport.identity.repository import API_KEY_LISTING, INVITATION_LISTING, MEMBER_LISTING
 from rapport.identity.schemas import (
@@ -40,9 +40,9 @@ from rapport.identity.service import (
     member_read,
 )
 
-auth_router = APIRouter(prefix="/auth", tags=["auth"], route_class=ContractRoute)
-users_router = APIRouter(prefix="/users", tags=["users"], route_class=ContractRoute)
-api_keys_router = APIRouter(prefix="/api-keys", tags=["api-keys"], route_class=ContractRoute)
+auth_router = ContractRouter(prefix="/auth", tags=["auth"])
+users_router = ContractRouter(prefix="/users", tags=["users"])
+api_keys_router = ContractRouter(prefix="/api-keys", tags=["api-keys"])
 
 PUBLIC_ERRORS = errors(400, 401, 403, 409, 422, 429, common=False)
 

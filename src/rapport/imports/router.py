@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import anyio
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from pydantic import ValidationError
 from starlette.responses import StreamingResponse
 
@@ -26,7 +26,7 @@ from rapport.core.http import STREAMED_PATHS
 from rapport.core.ids import new_id
 from rapport.core.listing import ListParams
 from rapport.core.responses import errors
-from rapport.core.routing import ContractRoute, SessionDep
+from rapport.core.routing import ContractRouter, SessionDep
 from rapport.imports import runner  # noqa: F401 - registers the imports.run / exports.run jobs
 from rapport.imports.repository import EXPORT_LISTING, IMPORT_LISTING
 from rapport.imports.schemas import (
@@ -45,7 +45,7 @@ from rapport.imports.service import (
 )
 from rapport.imports.upload import receive_upload
 
-router = APIRouter(tags=["imports"], route_class=ContractRoute)
+router = ContractRouter(tags=["imports"])
 IMPORTS_PATH = "/api/v1/imports"  # the full path the body middleware must not buffer
 STREAMED_PATHS.add(IMPORTS_PATH)
 FILE_CHUNK = 64 * 1024

@@ -3,14 +3,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from rapport.core.auth import AdminDep, MemberDep, ReaderDep
 from rapport.core.bulk import BulkRequest, BulkResult
 from rapport.core.envelope import Deleted, Envelope, EnvelopeResponse, ListEnvelope, ok
 from rapport.core.listing import ListParams
 from rapport.core.responses import errors
-from rapport.core.routing import ContractRoute, IfMatchDep, SessionDep, etag_headers
+from rapport.core.routing import ContractRouter, IfMatchDep, SessionDep, etag_headers
 from rapport.leads.repository import LEAD_LISTING, lead_openapi_parameters
 from rapport.leads.schemas import (
     LeadConversion,
@@ -23,7 +23,7 @@ from rapport.leads.schemas import (
 )
 from rapport.leads.service import LeadService, lead_read
 
-router = APIRouter(prefix="/leads", tags=["leads"], route_class=ContractRoute)
+router = ContractRouter(prefix="/leads", tags=["leads"])
 
 Atomic = Annotated[bool, Query(description="false: apply the valid items, report each outcome.")]
 AllowDuplicate = Annotated[

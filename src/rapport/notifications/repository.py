@@ -87,13 +87,11 @@ class NotificationRepository(TenantRepository):
 
     table = t
     soft_delete = False
+    scope_columns = ("workspace_id", "user_id")
 
     def __init__(self, session: AsyncSession, workspace_id: uuid.UUID, user_id: uuid.UUID) -> None:
         super().__init__(session, workspace_id)
         self.user_id = user_id
-
-    def _scope(self, include_deleted: bool = False) -> list[ColumnElement[bool]]:
-        return [t.c.workspace_id == self.workspace_id, t.c.user_id == self.user_id]
 
     def delete_stmt(self) -> Delete:
         return delete(t).where(*self._scope())

@@ -6,19 +6,19 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from rapport.core.auth import PrincipalDep
 from rapport.core.envelope import Deleted, Envelope, EnvelopeResponse, ListEnvelope, ok
 from rapport.core.listing import ListParams
 from rapport.core.responses import errors
-from rapport.core.routing import ContractRoute, SessionDep
+from rapport.core.routing import ContractRouter, SessionDep
 from rapport.notifications import handlers  # noqa: F401 - registers the subscriber and job
 from rapport.notifications.repository import NOTIFICATION_LISTING
 from rapport.notifications.schemas import NotificationRead, ReadAllResult, UnreadCount
 from rapport.notifications.service import NotificationService, notification_read
 
-router = APIRouter(prefix="/notifications", tags=["notifications"], route_class=ContractRoute)
+router = ContractRouter(prefix="/notifications", tags=["notifications"])
 
 
 @router.get(

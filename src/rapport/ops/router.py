@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.responses import Response
@@ -10,9 +10,9 @@ from starlette.responses import Response
 from rapport import __version__
 from rapport.core.envelope import Envelope, EnvelopeResponse, ErrorEnvelope, error_response, ok
 from rapport.core.observability import REGISTRY
-from rapport.core.routing import PUBLIC, ContractRoute
+from rapport.core.routing import PUBLIC, ContractRouter
 
-router = APIRouter(tags=["operations"], route_class=ContractRoute)
+router = ContractRouter(tags=["operations"])
 
 
 class Health(BaseModel):

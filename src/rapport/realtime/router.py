@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import math
 
-from fastapi import APIRouter, Request, WebSocket
+from fastapi import Request, WebSocket
 
 from rapport.core.auth import PrincipalDep
 from rapport.core.envelope import Envelope, EnvelopeResponse, ok
 from rapport.core.responses import errors
-from rapport.core.routing import ContractRoute
+from rapport.core.routing import ContractRouter
 from rapport.realtime.schemas import TicketRead
 
-router = APIRouter(tags=["realtime"], route_class=ContractRoute)
+router = ContractRouter(tags=["realtime"])
 
 STREAM_PATH = "/api/v1/ws"
 STREAM_DOC = """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel
 from sqlalchemy import case, func, select
 
@@ -14,10 +14,10 @@ from rapport.core.envelope import EnvelopeResponse, ListEnvelope, ok
 from rapport.core.errors import ValidationFailed
 from rapport.core.listing import escape_like, has_control_characters
 from rapport.core.responses import errors
-from rapport.core.routing import ContractRoute, SessionDep
+from rapport.core.routing import ContractRouter, SessionDep
 from rapport.search.indexer import documents, term_matches
 
-router = APIRouter(tags=["search"], route_class=ContractRoute)
+router = ContractRouter(tags=["search"])
 TYPES = ("contact", "company", "lead", "deal", "activity", "task")
 
 

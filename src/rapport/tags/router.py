@@ -3,18 +3,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from rapport.core.auth import MemberDep, ReaderDep
 from rapport.core.envelope import Deleted, Envelope, EnvelopeResponse, ListEnvelope, ok
 from rapport.core.listing import ListParams
 from rapport.core.responses import errors
-from rapport.core.routing import ContractRoute, IfMatchDep, SessionDep, etag_headers
+from rapport.core.routing import ContractRouter, IfMatchDep, SessionDep, etag_headers
 from rapport.tags.repository import TAG_LISTING
 from rapport.tags.schemas import TagCreate, TagRead, TagUpdate
 from rapport.tags.service import TagService, tag_read
 
-router = APIRouter(prefix="/tags", tags=["tags"], route_class=ContractRoute)
+router = ContractRouter(prefix="/tags", tags=["tags"])
 
 
 @router.get(

@@ -3,19 +3,19 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from rapport.core.auth import MemberDep, ReaderDep
 from rapport.core.bulk import BulkRequest, BulkResult
 from rapport.core.envelope import Deleted, Envelope, EnvelopeResponse, ListEnvelope, ok
 from rapport.core.listing import ListParams
 from rapport.core.responses import errors
-from rapport.core.routing import ContractRoute, IfMatchDep, SessionDep, etag_headers
+from rapport.core.routing import ContractRouter, IfMatchDep, SessionDep, etag_headers
 from rapport.tasks.repository import TASK_LISTING
 from rapport.tasks.schemas import TaskCreate, TaskRead, TaskUpdate
 from rapport.tasks.service import TaskService, task_read
 
-router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=ContractRoute)
+router = ContractRouter(prefix="/tasks", tags=["tasks"])
 
 Atomic = Annotated[bool, Query(description="false: apply the valid items, report each outcome.")]
 LIST_FILTERS = {"parameters": TASK_LISTING.openapi_parameters()}

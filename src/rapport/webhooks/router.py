@@ -3,13 +3,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import Body, Depends, Request
 
 from rapport.core.auth import AdminDep
 from rapport.core.envelope import Deleted, Envelope, EnvelopeResponse, ListEnvelope, ok
 from rapport.core.listing import ListParams
 from rapport.core.responses import errors
-from rapport.core.routing import ContractRoute, IfMatchDep, SessionDep, etag_headers
+from rapport.core.routing import ContractRouter, IfMatchDep, SessionDep, etag_headers
 from rapport.webhooks import handlers  # noqa: F401 - registers the subscriber and the job kind
 from rapport.webhooks.repository import DELIVERY_LISTING, ENDPOINT_LISTING
 from rapport.webhooks.schemas import (
@@ -25,7 +25,7 @@ from rapport.webhooks.schemas import (
 )
 from rapport.webhooks.service import WebhookService
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=ContractRoute)
+router = ContractRouter(prefix="/webhooks", tags=["webhooks"])
 
 
 async def background_services(request: Request) -> dict[str, Any]:
