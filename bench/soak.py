@@ -67,7 +67,8 @@ async def client_loop(
                     r = await client.get(f"/api/v1/contacts/{rng.choice(ids)}")
                 elif roll < 0.55:
                     r = await client.get(
-                        "/api/v1/contacts", params={"limit": 20, "sort": "-created_at"}
+                        "/api/v1/contacts",
+                        params={"limit": 20, "sort_by": "created_at", "sort_order": "desc"},
                     )
                 elif roll < 0.65:
                     r = await client.get(

@@ -19,7 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from rapport import __version__
 from rapport.api import include_api
-from rapport.core.auth import PrincipalCache
+from rapport.core.auth import PrincipalCache, oauth2_scheme
 from rapport.core.background import Background
 from rapport.core.config import Settings, get_settings
 from rapport.core.db import Database
@@ -29,7 +29,7 @@ from rapport.core.http import BodyMiddleware, RequestContextMiddleware, UnitOfWo
 from rapport.core.idempotency import IdempotencyMiddleware, IdempotencyStore
 from rapport.core.observability import configure_logging, log
 from rapport.core.ratelimit import RateLimiter, RateLimitMiddleware
-from rapport.core.routing import include
+from rapport.core.routing import document_security, include
 from rapport.core.security import KeyRing, PasswordHasher
 from rapport.identity.authenticator import IdentityAuthenticator
 from rapport.identity.service import Security
@@ -218,6 +218,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         middleware=middleware,
         generate_unique_id_function=operation_id,
         swagger_ui_parameters={"persistAuthorization": True},
+        # FastAPI's own OpenTelemetry hooks look up the global providers on every request; the
+        # API reports through its Prometheus metrics and structured logs instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     app.state.db = db
@@ -229,4 +232,5 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     install_exception_handlers(app)
     include(app.router, ops_router)
     include_api(app.router)
+    document_security(app, oauth2_scheme)
     return app

@@ -88,25 +88,31 @@ class PrincipalCache:
         self._entries.clear()
 
 
-# Declares the bearer scheme in OpenAPI (Swagger's Authorize uses the password form at /auth/token).
+# The bearer scheme OpenAPI documents (Swagger's Authorize uses the password form at /auth/token).
+# Routes do not depend on it: `core.routing` authenticates every private route before parameters
+# are parsed, and `document_security` marks those operations in the schema.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-async def current_principal(
-    request: Request, _token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> Principal:
-    principal: Principal | None = getattr(request.state, "principal", None)
+def _principal(request: Request) -> Principal:
+    principal: Principal | None = request.scope.get("state", {}).get("principal")
     if principal is None:
         raise Unauthorized()
     return principal
 
 
+async def current_principal(request: Request) -> Principal:
+    return _principal(request)
+
+
 def require_roles(*roles: Role):  # noqa: ANN201 - a dependency factory
     allowed = frozenset(roles)
+    message = f"This needs one of the roles: {', '.join(sorted(allowed))}."
 
-    async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def dependency(request: Request) -> Principal:
+        principal = _principal(request)
         if principal.role not in allowed:
-            raise Forbidden(f"This needs one of the roles: {', '.join(sorted(allowed))}.")
+            raise Forbidden(message)
         return principal
 
     return dependency

@@ -8,19 +8,20 @@ transactions lose concurrent read-modify-write updates.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.util import greenlet_spawn
 
 from rapport.core.config import Settings
 from rapport.core.sql import LEAN
@@ -137,6 +138,16 @@ class Database:
         for callback in self.on_events_committed:
             callback()
 
+    @asynccontextmanager
+    async def borrow_driver(self) -> AsyncIterator[Any]:
+        """A pooled connection's driver connection (asyncpg), for statements that do not go
+        through SQLAlchemy's execution (`core.sql.Query`); returned to the pool after."""
+        pooled = await greenlet_spawn(self.engine.sync_engine.raw_connection)
+        try:
+            yield pooled.driver_connection
+        finally:
+            await greenlet_spawn(pooled.close)
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
@@ -155,7 +166,6 @@ class UnitOfWork:
         self.db = db
         self.write = write
         self._session: AsyncSession | None = None
-        self._lean: AsyncConnection | None = None
         self.before_commit: list[CommitHook] = []
         self.committed = False
 
@@ -171,12 +181,18 @@ class UnitOfWork:
                     self._session.info[LEAN] = self
         return self._session
 
-    async def lean_connection(self) -> AsyncConnection:
-        """The autocommit connection this read request's `Query`s run on, checked out once."""
-        if self._lean is None:
-            # The session's own connection: a request never holds two.
-            self._lean = await self.session.connection()
-        return self._lean
+    @asynccontextmanager
+    async def lean_driver(self) -> AsyncIterator[Any]:
+        """The driver connection a read request's `Query` runs on: the session's, when it
+        already holds one (a request never waits for a second), else one borrowed from the
+        pool for this statement alone."""
+        session = self._session
+        if session is not None and session.in_transaction():
+            conn = await session.connection()
+            yield (await conn.get_raw_connection()).driver_connection
+            return
+        async with self.db.borrow_driver() as driver:
+            yield driver
 
     @property
     def started(self) -> bool:
@@ -197,7 +213,6 @@ class UnitOfWork:
             await self._session.rollback()
 
     async def close(self) -> None:
-        self._lean = None  # the session's connection: closing the session returns it
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -153,6 +153,27 @@ def include(parent: APIRouter, router: APIRouter, prefix: str = "") -> None:
     parent.include_router(router, prefix=prefix)
 
 
+def document_security(app: Any, scheme: Any) -> None:
+    """Every operation that is not public needs the bearer `scheme` in OpenAPI (public ones
+    already say `security: []`); the routes themselves do not depend on it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema: dict[str, Any] = build()
+        name = scheme.scheme_name
+        model = scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})[name] = model
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                if isinstance(operation, dict) and "security" not in operation:
+                    operation["security"] = [{name: []}]
+        return schema
+
+    app.openapi = openapi
+
+
 def effective_routes(app: Any) -> list[tuple[str, frozenset[str], Any]]:
     """(full path, methods, route) for every route the app serves, included routers expanded."""
     found = []

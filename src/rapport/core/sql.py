@@ -6,8 +6,8 @@ spends. For the statements every read request makes (a record by id, an existenc
 `Query` is built once with named parameters and compiled once per dialect:
 
 - in a read unit of work on PostgreSQL (autocommit, so each statement is its own transaction
-  anyway) it runs on the asyncpg connection the unit of work holds from SQLAlchemy's own pool
-  (one per request, returned when the request ends), applying the
+  anyway) it runs on an asyncpg connection from SQLAlchemy's own pool (the session's, if the
+  request already holds one), applying the
   same bind and result processors SQLAlchemy would, so rows are the same values either way
   (the engine's `before_cursor_execute` listeners are called too);
 - anywhere else (writes, which must stay inside the request's transaction; SQLite) it runs
@@ -19,20 +19,23 @@ Rows come back as plain dicts (what `RowMapping` offers the services: `row["x"]`
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
 LEAN = "rapport_lean"  # session.info key: the `LeanSource` a read session's queries may use
 
 
 class LeanSource(Protocol):
-    """Who lends the driver connection (the request's read unit of work, which returns it)."""
+    """Who lends the driver connection: the request's read unit of work."""
 
-    async def lean_connection(self) -> AsyncConnection: ...
+    db: Any  # the Database: its dialect and engine events
+
+    def lean_driver(self) -> AbstractAsyncContextManager[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -92,23 +95,22 @@ class Query:
                 row = result.first()
                 return [dict(row)] if row is not None else []
             return [dict(row) for row in result.all()]
-        conn = await source.lean_connection()
-        plan = self._plan(conn.dialect)
+        engine = source.db.engine
+        plan = self._plan(engine.dialect)
         values = {**plan.defaults, **params}
         args = [
             value if process is None else process(value)
             for value, process in zip((values[n] for n in plan.names), plan.bind, strict=True)
         ]
-        listeners = conn.engine.sync_engine.dispatch.before_cursor_execute
+        listeners = engine.sync_engine.dispatch.before_cursor_execute
         if listeners:  # the engine's own statement hooks still see what runs (tests, tracing)
             for listener in listeners:
-                listener(conn.sync_connection, None, plan.sql, tuple(args), None, False)
-        driver = (await conn.get_raw_connection()).driver_connection
-        assert driver is not None
-        if one:
-            records = [await driver.fetchrow(plan.sql, *args)]
-        else:
-            records = await driver.fetch(plan.sql, *args)
+                listener(None, None, plan.sql, tuple(args), None, False)
+        async with source.lean_driver() as driver:
+            if one:
+                records = [await driver.fetchrow(plan.sql, *args)]
+            else:
+                records = await driver.fetch(plan.sql, *args)
         keys, result = plan.keys, plan.result
         rows = []
         for record in records:
