@@ -6,11 +6,12 @@ import asyncio
 import uuid
 
 import pytest
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import UniqueConstraint, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from rapport.core.clock import utcnow
 from rapport.core.ids import new_id
+from rapport.core.models import Base
 from rapport.identity.models import ApiKey
 from rapport.migrations.runner import current, upgrade
 from rapport.tags.models import Tag
@@ -22,6 +23,40 @@ class TestMigrations:
         before = await current(database_url)
         await upgrade(database_url)
         assert await current(database_url) == before is not None
+
+
+def _leading_column_sets(table) -> list[list[str]]:  # noqa: ANN001
+    """For each index, primary key and unique constraint: its columns in order (names only)."""
+    found = [[c.name for c in table.primary_key.columns]]
+    for index in table.indexes:
+        found.append([getattr(e, "name", None) or str(e) for e in index.expressions])
+    for constraint in table.constraints:
+        if isinstance(constraint, UniqueConstraint):
+            found.append([c.name for c in constraint.columns])
+    return found
+
+
+class TestForeignKeyIndexes:
+    def test_every_foreign_key_has_an_index(self):
+        """Deleting a referenced row checks each referencing table: without an index on the
+        referencing columns that check reads the whole table (a contact erase read every lead)."""
+        import rapport.main  # noqa: F401 - every model registered on the metadata
+
+        missing = []
+        for table in Base.metadata.sorted_tables:
+            indexed = _leading_column_sets(table)
+            for fk in table.foreign_key_constraints:
+                columns = set(fk.column_keys)
+                if not any(set(cols[: len(columns)]) == columns for cols in indexed):
+                    missing.append(f"{table.name}({', '.join(fk.column_keys)})")
+        assert missing == []
+
+    async def test_the_migrations_create_them(self, database):
+        async with database.engine.connect() as conn:
+            names = await conn.run_sync(
+                lambda sync: {i["name"] for i in inspect(sync).get_indexes("lead")}
+            )
+        assert {"ix_lead_converted_contact", "ix_lead_converted_deal"} <= names
 
 
 class TestTenantKeys:

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, ForeignKeyConstraint, String
+from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.core.ids import new_id
@@ -62,7 +62,10 @@ class AuthSession(TenantMixin, Base):
     """One login: the family its rotating refresh tokens belong to. Revoking it ends them all."""
 
     __tablename__ = "auth_session"
-    __table_args__ = (_member_fk("user_id"),)
+    __table_args__ = (
+        _member_fk("user_id"),
+        Index("ix_auth_session_user", "workspace_id", "user_id"),
+    )
 
     user_id: Mapped[uuid.UUID]
     created_at: Mapped[datetime]
@@ -78,6 +81,7 @@ class RefreshToken(TenantMixin, Base):
             ["auth_session.workspace_id", "auth_session.id"],
             ondelete="CASCADE",
         ),
+        Index("ix_refresh_token_session", "workspace_id", "session_id"),
     )
 
     session_id: Mapped[uuid.UUID]
@@ -89,7 +93,10 @@ class RefreshToken(TenantMixin, Base):
 
 class ApiKey(TenantMixin, TimestampMixin, VersionMixin, Base):
     __tablename__ = "api_key"
-    __table_args__ = (_member_fk("created_by"),)
+    __table_args__ = (
+        _member_fk("created_by"),
+        Index("ix_api_key_creator", "workspace_id", "created_by"),
+    )
 
     name: Mapped[str] = mapped_column(String(200))
     prefix: Mapped[str] = mapped_column(String(16))
@@ -103,7 +110,10 @@ class ApiKey(TenantMixin, TimestampMixin, VersionMixin, Base):
 
 class Invitation(TenantMixin, TimestampMixin, VersionMixin, Base):
     __tablename__ = "invitation"
-    __table_args__ = (_member_fk("invited_by"),)
+    __table_args__ = (
+        _member_fk("invited_by"),
+        Index("ix_invitation_inviter", "workspace_id", "invited_by"),
+    )
 
     email: Mapped[str] = mapped_column(String(320))
     role: Mapped[str] = mapped_column(String(20))

@@ -47,6 +47,11 @@ class Lead(RecordMixin, SoftDeleteMixin, UserFacingMixin, Base):
             postgresql_where=text("deleted_at IS NULL"),
         ),
         Index("ix_lead_workspace_value", "workspace_id", "value", "id"),
+        # Deleting a contact, company or deal checks these foreign keys: without an index each
+        # check reads every lead of the table.
+        Index("ix_lead_converted_contact", "workspace_id", "converted_contact_id"),
+        Index("ix_lead_converted_company", "workspace_id", "converted_company_id"),
+        Index("ix_lead_converted_deal", "workspace_id", "converted_deal_id"),
     )
 
     first_name: Mapped[str | None] = mapped_column(String(100))
