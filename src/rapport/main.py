@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, StatementError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
@@ -23,6 +23,7 @@ from rapport.core.auth import PrincipalCache, oauth2_scheme
 from rapport.core.background import Background
 from rapport.core.config import Settings, get_settings
 from rapport.core.db import Database
+from rapport.core.dberrors import is_unavailable
 from rapport.core.envelope import EnvelopeResponse, error_response
 from rapport.core.errors import AppError
 from rapport.core.http import BodyMiddleware, RequestContextMiddleware, UnitOfWorkMiddleware
@@ -114,7 +115,7 @@ def install_exception_handlers(app: FastAPI) -> None:
         if isinstance(exc, DataError) or sqlstate.startswith("22"):
             # SQLSTATE class 22, data exceptions: out of range, NUL in text, bad encoding...
             return error_response(422, "invalid_value", INVALID_VALUE)
-        if isinstance(exc, OperationalError) or exc.connection_invalidated:
+        if is_unavailable(exc):  # lost connection, shutting down, cannot connect now
             return error_response(
                 503, "database_unavailable", "The database is unavailable; try again shortly."
             )

@@ -8,9 +8,11 @@ import uuid
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from rapport.contacts.repository import ContactRepository
 from rapport.core.db import UnitOfWork
+from rapport.core.dberrors import driver_error, is_unavailable
 from rapport.core.routing import static_prefixes
 from rapport.core.security import KeyRing, TokenError
 from rapport.notifications.repository import NotificationRepository
@@ -126,3 +128,46 @@ class TestHotReads:
             }
         finally:
             await uow.close()
+
+
+class TestDatabaseErrors:
+    def test_unavailable_means_the_database_not_the_request(self):
+        class Driver(Exception):
+            def __init__(self, sqlstate: str) -> None:
+                super().__init__(sqlstate)
+                self.sqlstate = sqlstate
+
+        for sqlstate in ("57P01", "57P03", "08006", "53300"):  # shutdown, starting, lost, full
+            assert is_unavailable(DBAPIError("SELECT 1", (), Driver(sqlstate)))
+            assert isinstance(driver_error("SELECT 1", (), Driver(sqlstate)), OperationalError)
+        assert not is_unavailable(DBAPIError("SELECT 1", (), Driver("22003")))
+        assert isinstance(driver_error("SELECT 1", (), Driver("23505")), IntegrityError)
+        assert is_unavailable(OperationalError("SELECT 1", (), ConnectionResetError()))
+
+    async def test_a_lost_connection_answers_503_then_recovers(self, client, database, backend):
+        """A hot read on a pooled connection whose server process died: 503 (not 500), the
+        connection is discarded, and the next reads get fresh ones."""
+        if backend != "postgres":
+            pytest.skip("the hot-read path runs on PostgreSQL only")
+        admin, contact = await TestHotReads()._contact(client)
+        path = f"/api/v1/contacts/{contact['id']}"
+        assert (await client.get(path, headers=admin.headers)).status_code == 200
+        import asyncpg
+
+        killer = await asyncpg.connect(database.url.replace("postgresql+asyncpg", "postgresql"))
+        try:  # every pooled connection's server process goes away
+            await killer.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await killer.close()
+        try:
+            statuses = [
+                (await client.get(path, headers=admin.headers)).status_code for _ in range(30)
+            ]
+        finally:
+            await database.engine.dispose()  # no dead connection left for the next tests
+        assert set(statuses) <= {200, 503}
+        assert 503 in statuses  # the dead connection was used once, and discarded
+        assert statuses[-1] == 200

@@ -24,6 +24,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.util import greenlet_spawn
 
 from rapport.core.config import Settings
+from rapport.core.dberrors import driver_error
 from rapport.core.sql import LEAN
 
 READ_OPTION = "rapport_read"
@@ -142,10 +143,19 @@ class Database:
     async def borrow_driver(self) -> AsyncIterator[Any]:
         """A pooled connection's driver connection (asyncpg), for statements that do not go
         through SQLAlchemy's execution (`core.sql.Query`); returned to the pool after."""
-        pooled = await greenlet_spawn(self.engine.sync_engine.raw_connection)
+        dialect = self.engine.dialect
+        try:
+            pooled = await greenlet_spawn(self.engine.sync_engine.raw_connection)
+        except dialect.loaded_dbapi.Error as exc:  # connecting failed (SQLAlchemy leaves it raw)
+            raise driver_error(None, None, exc) from exc
         try:
             yield pooled.driver_connection
-        finally:
+        except BaseException:
+            # An operation may still be in flight on it (a cancelled request, a lost server):
+            # never hand it to the next borrower.
+            await greenlet_spawn(pooled.invalidate)
+            raise
+        else:
             await greenlet_spawn(pooled.close)
 
     async def ping(self) -> None:

@@ -9,12 +9,12 @@ import re
 import time
 
 import structlog
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rapport.core.db import Database, UnitOfWork
+from rapport.core.dberrors import is_unavailable
 from rapport.core.envelope import error_response, request_id_var
 from rapport.core.ids import new_id
 from rapport.core.observability import LATENCY, REQUESTS, log
@@ -163,9 +163,7 @@ def commit_error(exc: Exception) -> tuple[int, str, str]:
     """What a failed commit means for the client; never the database's own text."""
     if isinstance(exc, IntegrityError):
         return 409, "conflict", "The change conflicts with existing data."
-    if isinstance(exc, OperationalError | PoolTimeoutError | OSError):
-        return 503, "database_unavailable", "The database is unavailable; try again shortly."
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+    if is_unavailable(exc):
         return 503, "database_unavailable", "The database is unavailable; try again shortly."
     raise exc
 

@@ -27,6 +27,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
+from rapport.core.dberrors import driver_error
+
 LEAN = "rapport_lean"  # session.info key: the `LeanSource` a read session's queries may use
 
 
@@ -106,11 +108,14 @@ class Query:
         if listeners:  # the engine's own statement hooks still see what runs (tests, tracing)
             for listener in listeners:
                 listener(None, None, plan.sql, tuple(args), None, False)
-        async with source.lean_driver() as driver:
-            if one:
-                records = [await driver.fetchrow(plan.sql, *args)]
-            else:
-                records = await driver.fetch(plan.sql, *args)
+        try:
+            async with source.lean_driver() as driver:
+                if one:
+                    records = [await driver.fetchrow(plan.sql, *args)]
+                else:
+                    records = await driver.fetch(plan.sql, *args)
+        except Exception as exc:  # the driver's own errors, as SQLAlchemy would raise them
+            raise driver_error(plan.sql, tuple(args), exc) from exc
         keys, result = plan.keys, plan.result
         rows = []
         for record in records:
