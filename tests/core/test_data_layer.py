@@ -51,6 +51,7 @@ class TestForeignKeyIndexes:
                     missing.append(f"{table.name}({', '.join(fk.column_keys)})")
         assert missing == []
 
+    @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection")
     async def test_the_migrations_create_them(self, database):
         async with database.engine.connect() as conn:
             names = await conn.run_sync(
