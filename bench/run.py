@@ -495,7 +495,10 @@ def write_results(report: Report) -> None:
     ]
     for row in report.rows:
         target = TARGETS["write"] if row.scenario in ("create", "patch") else TARGETS["read"]
-        met = "yes" if row.ratio >= target else "no"
+        if row.floor.errors or row.rapport.errors:
+            met = "invalid: errors"  # timeouts or failures make the ratio meaningless
+        else:
+            met = "yes" if row.ratio >= target else "no"
         lines.append(
             f"| {row.scenario} | {row.floor.requests_per_s:.0f} | {row.floor.p99_ms:.1f} | "
             f"{row.rapport.requests_per_s:.0f} | {row.rapport.p99_ms:.1f} | {row.ratio:.2f} | "
