@@ -261,22 +261,20 @@ async def bulk_raw(url: str, ws: Workspace, rounds: int) -> float:
 
 
 # -- the run ---------------------------------------------------------------------------------
+def _psql(sql: str) -> None:
+    subprocess.run(["psql", PG_ADMIN, "-qc", sql], check=True)
+
+
 def prepare_database(backend: str) -> str:
     if backend == "postgres":
-        subprocess.run(
-            ["psql", PG_ADMIN, "-qc", f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)"], check=True
-        )
-        subprocess.run(["psql", PG_ADMIN, "-qc", f"CREATE DATABASE {PG_DB}"], check=True)
+        _psql(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+        _psql(f"CREATE DATABASE {PG_DB}")
         base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
         return f"{base}/{PG_DB}"
     path = WORK / "rapport_bench.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     return f"sqlite+aiosqlite:///{path}"
-
-
-def _psql(sql: str) -> None:
-    subprocess.run(["psql", PG_ADMIN, "-qc", sql], check=True)
 
 
 def snapshot(backend: str) -> None:

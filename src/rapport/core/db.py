@@ -128,7 +128,6 @@ class Database:
         self.write_sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, autoflush=False
         )
-        self.read_engine = read_engine
         self.read_sessions = async_sessionmaker(
             read_engine, expire_on_commit=False, autoflush=False
         )

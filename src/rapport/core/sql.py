@@ -51,7 +51,7 @@ class _Plan:
 
 
 class Query:
-    """A SELECT built once with `bindparam()`s; `first()`/`all()` run it with their values."""
+    """A SELECT built once with `bindparam()`s; `first()` runs it with their values."""
 
     def __init__(self, stmt: Select[Any]) -> None:
         self.stmt = stmt
@@ -81,22 +81,11 @@ class Query:
         return plan
 
     async def first(self, session: AsyncSession, **params: Any) -> dict[str, Any] | None:
-        rows = await self._run(session, params, one=True)
-        return rows[0] if rows else None
-
-    async def all(self, session: AsyncSession, **params: Any) -> list[dict[str, Any]]:
-        return await self._run(session, params, one=False)
-
-    async def _run(
-        self, session: AsyncSession, params: dict[str, Any], *, one: bool
-    ) -> list[dict[str, Any]]:
+        """The first row for these parameter values, or None."""
         source: LeanSource | None = session.info.get(LEAN)
         if source is None:
-            result = (await session.execute(self.stmt, params)).mappings()
-            if one:
-                row = result.first()
-                return [dict(row)] if row is not None else []
-            return [dict(row) for row in result.all()]
+            row = (await session.execute(self.stmt, params)).mappings().first()
+            return dict(row) if row is not None else None
         engine = source.db.engine
         plan = self._plan(engine.dialect)
         values = {**plan.defaults, **params}
@@ -110,19 +99,12 @@ class Query:
                 listener(None, None, plan.sql, tuple(args), None, False)
         try:
             async with source.lean_driver() as driver:
-                if one:
-                    records = [await driver.fetchrow(plan.sql, *args)]
-                else:
-                    records = await driver.fetch(plan.sql, *args)
+                record = await driver.fetchrow(plan.sql, *args)
         except Exception as exc:  # the driver's own errors, as SQLAlchemy would raise them
             raise driver_error(plan.sql, tuple(args), exc) from exc
-        keys, result = plan.keys, plan.result
-        rows = []
-        for record in records:
-            if record is None:
-                continue
-            values_ = list(record)
-            for index, process in result:
-                values_[index] = process(values_[index])
-            rows.append(dict(zip(keys, values_, strict=True)))
-        return rows
+        if record is None:
+            return None
+        row = list(record)
+        for index, process in plan.result:
+            row[index] = process(row[index])
+        return dict(zip(plan.keys, row, strict=True))
