@@ -270,9 +270,9 @@ class RecordService(ABC):
         return row
 
     # -- creates and updates, one or many -----------------------------------------------------
+    @abstractmethod
     async def prepare_create(self, body: Any, **options: Any) -> dict[str, Any]:
         """Check one new record and return the values to insert (raises the domain's errors)."""
-        raise NotImplementedError
 
     def claim_created(self, values: dict[str, Any]) -> None:
         """In a bulk write: the new record now holds its unique values (emails, domains)."""
@@ -285,11 +285,11 @@ class RecordService(ABC):
     async def insert_rows(self, values: Sequence[dict[str, Any]]) -> list[RowMapping]:
         return await self.repo.insert_returning(values)
 
+    @abstractmethod
     async def prepare_update(
         self, body: Any, current: RowMapping, sent: set[str] | None = None
     ) -> Change:
         """Check one update of `current` and return it (raises the domain's errors)."""
-        raise NotImplementedError
 
     def claim_updated(self, change: Change) -> None:
         """In a bulk write: the updated record now holds its new unique values."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
-from rapport.records.service import RecordService
+from rapport.records.service import Change, RecordService
 from rapport.tags.errors import TagNameTaken, TagNotFound
 from rapport.tags.repository import TAG_LISTING, TagRepository
 from rapport.tags.schemas import TagCreate, TagUpdate
@@ -29,20 +29,32 @@ class TagService(RecordService):
     def read(self, row: RowMapping) -> dict[str, Any]:
         return tag_read(row)
 
-    async def create(self, body: TagCreate) -> RowMapping:
+    async def prepare_create(self, body: TagCreate, **_options: Any) -> dict[str, Any]:
         if await self.repo.name_taken(body.name):
             raise TagNameTaken()
-        row = await self.repo.insert(body.model_dump())
+        return body.model_dump()
+
+    async def create(self, body: TagCreate) -> RowMapping:
+        row = await self.repo.insert(await self.prepare_create(body))
         await self.after_write("created", row)
         return row
 
-    async def update(self, tag_id: uuid.UUID, body: TagUpdate, expected: int | None) -> RowMapping:
+    async def _changes(self, body: TagUpdate, tag_id: uuid.UUID) -> dict[str, Any]:
         changes = body.model_dump(exclude_unset=True)
         if changes.get("name") is None:
             changes.pop("name", None)  # name is required: null means "leave as is"
         if "name" in changes and await self.repo.name_taken(changes["name"], exclude=tag_id):
             raise TagNameTaken()
-        return await self.updated(tag_id, changes, expected)
+        return changes
+
+    async def prepare_update(
+        self, body: TagUpdate, current: RowMapping, sent: set[str] | None = None
+    ) -> Change:
+        return Change(current, await self._changes(body, current["id"]))
+
+    async def update(self, tag_id: uuid.UUID, body: TagUpdate, expected: int | None) -> RowMapping:
+        # No read of the current tag first: the conditional UPDATE checks the version itself.
+        return await self.updated(tag_id, await self._changes(body, tag_id), expected)
 
     async def before_restore(self, row: RowMapping) -> None:
         if await self.repo.name_taken(row["name"]):
