@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Path
 
 from rapport.audit import handlers  # noqa: F401 - registers the audit subscriber
 from rapport.audit.repository import AUDIT_LISTING, HISTORY_LISTING
@@ -41,91 +41,41 @@ async def audit_log(
     return ok([entry_read(r) for r in page.rows], meta=page.meta())
 
 
-@router.get(
-    "/contacts/{contact_id}/history",
-    name="contacts-history",
-    summary=f"A contact's changes, {HISTORY}",
-    response_model=ListEnvelope[AuditEntryRead],
-    responses=errors(404),
-    openapi_extra=HISTORY_FILTERS,
+# (resource, path segment, whose changes): one history route each, same handler.
+HISTORIES = (
+    ("contact", "contacts", "A contact's"),
+    ("company", "companies", "A company's"),
+    ("lead", "leads", "A lead's"),
+    ("deal", "deals", "A deal's"),
+    ("activity", "activities", "An activity's"),
+    ("task", "tasks", "A task's"),
 )
-async def contact_history(
-    contact_id: uuid.UUID, principal: ReaderDep, session: SessionDep, params: HistoryParams
-) -> EnvelopeResponse:
-    page = await AuditService(session, principal).history("contact", contact_id, params)
-    return ok([entry_read(r) for r in page.rows], meta=page.meta())
 
 
-@router.get(
-    "/companies/{company_id}/history",
-    name="companies-history",
-    summary=f"A company's changes, {HISTORY}",
-    response_model=ListEnvelope[AuditEntryRead],
-    responses=errors(404),
-    openapi_extra=HISTORY_FILTERS,
-)
-async def company_history(
-    company_id: uuid.UUID, principal: ReaderDep, session: SessionDep, params: HistoryParams
-) -> EnvelopeResponse:
-    page = await AuditService(session, principal).history("company", company_id, params)
-    return ok([entry_read(r) for r in page.rows], meta=page.meta())
+def add_history_route(resource: str, segment: str, whose: str) -> None:
+    id_name = f"{resource}_id"
+
+    async def history(
+        record_id: uuid.UUID,
+        principal: ReaderDep,
+        session: SessionDep,
+        params: HistoryParams,
+    ) -> EnvelopeResponse:
+        page = await AuditService(session, principal).history(resource, record_id, params)
+        return ok([entry_read(r) for r in page.rows], meta=page.meta())
+
+    # The path names the id after its resource (`contact_id`); set as an object, since this
+    # module's annotations are strings and `id_name` is local.
+    history.__annotations__["record_id"] = Annotated[uuid.UUID, Path(alias=id_name)]
+    router.get(
+        f"/{segment}/{{{id_name}}}/history",
+        name=f"{segment}-history",
+        summary=f"{whose} changes, {HISTORY}",
+        response_model=ListEnvelope[AuditEntryRead],
+        responses=errors(404),
+        openapi_extra=HISTORY_FILTERS,
+    )(history)
 
 
-@router.get(
-    "/leads/{lead_id}/history",
-    name="leads-history",
-    summary=f"A lead's changes, {HISTORY}",
-    response_model=ListEnvelope[AuditEntryRead],
-    responses=errors(404),
-    openapi_extra=HISTORY_FILTERS,
-)
-async def lead_history(
-    lead_id: uuid.UUID, principal: ReaderDep, session: SessionDep, params: HistoryParams
-) -> EnvelopeResponse:
-    page = await AuditService(session, principal).history("lead", lead_id, params)
-    return ok([entry_read(r) for r in page.rows], meta=page.meta())
-
-
-@router.get(
-    "/deals/{deal_id}/history",
-    name="deals-history",
-    summary=f"A deal's changes, {HISTORY}",
-    response_model=ListEnvelope[AuditEntryRead],
-    responses=errors(404),
-    openapi_extra=HISTORY_FILTERS,
-)
-async def deal_history(
-    deal_id: uuid.UUID, principal: ReaderDep, session: SessionDep, params: HistoryParams
-) -> EnvelopeResponse:
-    page = await AuditService(session, principal).history("deal", deal_id, params)
-    return ok([entry_read(r) for r in page.rows], meta=page.meta())
-
-
-@router.get(
-    "/activities/{activity_id}/history",
-    name="activities-history",
-    summary=f"An activity's changes, {HISTORY}",
-    response_model=ListEnvelope[AuditEntryRead],
-    responses=errors(404),
-    openapi_extra=HISTORY_FILTERS,
-)
-async def activity_history(
-    activity_id: uuid.UUID, principal: ReaderDep, session: SessionDep, params: HistoryParams
-) -> EnvelopeResponse:
-    page = await AuditService(session, principal).history("activity", activity_id, params)
-    return ok([entry_read(r) for r in page.rows], meta=page.meta())
-
-
-@router.get(
-    "/tasks/{task_id}/history",
-    name="tasks-history",
-    summary=f"A task's changes, {HISTORY}",
-    response_model=ListEnvelope[AuditEntryRead],
-    responses=errors(404),
-    openapi_extra=HISTORY_FILTERS,
-)
-async def task_history(
-    task_id: uuid.UUID, principal: ReaderDep, session: SessionDep, params: HistoryParams
-) -> EnvelopeResponse:
-    page = await AuditService(session, principal).history("task", task_id, params)
-    return ok([entry_read(r) for r in page.rows], meta=page.meta())
+for spec in HISTORIES:
+    add_history_route(*spec)
