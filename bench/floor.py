@@ -67,9 +67,9 @@ LIST = _q(
 SEARCH_PG = (
     f"SELECT {COLUMNS}, {COMPANY_NAME} FROM contact WHERE workspace_id = $1 AND deleted_at IS NULL "
     "AND EXISTS (SELECT * FROM search_document d WHERE d.workspace_id = contact.workspace_id "
-    "AND d.resource = 'contact' AND d.record_id = contact.id AND d.content LIKE $2) "
-    "ORDER BY created_at DESC, id DESC LIMIT $3"
-)
+    "AND d.resource = 'contact' AND d.record_id = contact.id AND d.content LIKE {pattern}) "
+    "ORDER BY created_at DESC, id DESC LIMIT $2"
+)  # the pattern inline, as Rapport sends it: each term gets its own plan (see search/indexer.py)
 SEARCH_SQLITE = (
     f"SELECT {COLUMNS}, {COMPANY_NAME} FROM contact WHERE workspace_id = ? AND deleted_at IS NULL "
     "AND EXISTS (SELECT * FROM search_document d WHERE d.workspace_id = contact.workspace_id "
@@ -244,7 +244,8 @@ async def list_contacts(request: Request) -> Response:
     if "search" in q:
         term = q["search"].lower()
         if PG:
-            rows = await store.fetch(SEARCH_PG, WORKSPACE, f"%{term}%", limit + 1)
+            pattern = "'%" + term.replace("'", "''") + "%'"
+            rows = await store.fetch(SEARCH_PG.format(pattern=pattern), WORKSPACE, limit + 1)
         else:
             rows = await store.fetch(SEARCH_SQLITE, WORKSPACE.hex, f'"{term}"', limit + 1)
     else:

@@ -3,6 +3,7 @@ ASGI callable, against the database the last `make bench` loaded (PostgreSQL by 
 
     .venv/bin/python -m bench.request_cpu get 3000            # µs of CPU per request (min, median)
     .venv/bin/python -m bench.request_cpu create 500 --profile # plus a cProfile of the run
+    .venv/bin/python -m bench.request_cpu create 5 --sql       # the statements one request runs
 
 Scenarios: get, timeline, list, search, create, patch. Prints the minimum and median CPU time
 per request over five batches (the minimum is the steadiest figure on a shared machine); with
@@ -16,6 +17,7 @@ import asyncio
 import collections
 import cProfile
 import json
+import os
 import pstats
 import random
 import time
@@ -64,7 +66,7 @@ def by_package(stats: pstats.Stats) -> list[tuple[str, float, int]]:
     return [(k, v, calls[k]) for k, v in own.most_common(12)]
 
 
-async def run(scenario: str, n: int, profile: bool, backend: str) -> None:
+async def run(scenario: str, n: int, profile: bool, backend: str, show_sql: bool) -> None:
     saved = json.loads((WORK / f"loaded-{backend}.json").read_text())
     app = create_app(bench_settings(saved["url"], rate_limit_default="100000000/minute"))
     key = saved["workspace"]["api_key"].encode()
@@ -102,6 +104,21 @@ async def run(scenario: str, n: int, profile: bool, backend: str) -> None:
     async with app.router.lifespan_context(app):
         for _ in range(100):
             await call()
+        if show_sql:  # the statements one more request runs, as the engine sees them
+            from sqlalchemy import event
+
+            engine = app.state.db.engine.sync_engine
+            seen: list[str] = []
+
+            def record(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+                seen.append(" ".join(statement.split())[:160])
+
+            event.listen(engine, "before_cursor_execute", record)
+            await call()
+            event.remove(engine, "before_cursor_execute", record)
+            print(f"{scenario}: {len(seen)} statements")
+            for line in seen:
+                print("  ", line)
         profiler = cProfile.Profile() if profile else None
         if profiler:
             profiler.enable()
@@ -122,7 +139,9 @@ async def run(scenario: str, n: int, profile: bool, backend: str) -> None:
     )
     if profiler:
         stats = pstats.Stats(profiler)
-        stats.sort_stats("cumulative").print_stats(40)
+        stats.sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(40)
+        if os.environ.get("PROFILE_CALLERS"):  # who calls functions matching this pattern
+            stats.print_callers(os.environ["PROFILE_CALLERS"])
         total = sum(v for _, v, _ in by_package(stats)) or 1
         for name, seconds, calls in by_package(stats):
             print(f"{100 * seconds / total:5.1f}%  {calls // n:6} calls/request  {name}")
@@ -133,9 +152,10 @@ def main() -> None:
     parser.add_argument("scenario")
     parser.add_argument("n", type=int, nargs="?", default=2000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sql", action="store_true", help="list one request's statements")
     parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
     args = parser.parse_args()
-    asyncio.run(run(args.scenario, args.n, args.profile, args.backend))
+    asyncio.run(run(args.scenario, args.n, args.profile, args.backend, args.sql))
 
 
 if __name__ == "__main__":

@@ -351,6 +351,68 @@ async def test_the_background_loops_relay_commits_at_once(
         relay_db.on_events_committed.remove(background.wake)
 
 
+async def test_a_busy_relay_takes_commits_in_batches(
+    client: Any, relay_db: Database, database_url: str
+) -> None:
+    """Under a stream of commits the relay runs at most once per linger interval and takes what
+    accumulated as one batch, instead of a transaction per commit; every event is still relayed,
+    and the first commit after a quiet spell is relayed at once."""
+    linger = 0.3
+    settings = base_settings(
+        database_url=database_url,
+        outbox_poll_seconds=30,
+        jobs_poll_seconds=30,
+        background_linger_seconds=linger,
+    )
+    background = Background(settings, relay_db)
+    account = await register(client)
+    runs: list[tuple[float, int]] = []
+    run_once = background.relay.run_once
+    clock = asyncio.get_running_loop().time
+
+    async def timed() -> int:
+        started = clock()
+        n = await run_once()
+        runs.append((started, n))
+        return n
+
+    background.relay.run_once = timed  # type: ignore[method-assign]
+    await background.start()
+    try:
+        await asyncio.sleep(linger)  # quiet: the next commit is relayed without waiting
+        committed = clock()
+        await create_contacts(client, account, 1)
+        for _ in range(50):
+            if sum(n for _, n in runs) >= 1:
+                break
+            await asyncio.sleep(0.01)
+        first = next(started for started, n in runs if n)
+        assert first - committed < linger / 2, (first - committed, runs)
+        await create_contacts(client, account, 12)
+        for _ in range(100):
+            if sum(n for _, n in runs) >= 13:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await background.stop()
+        relay_db.on_events_committed.remove(background.wake)
+    assert sum(n for _, n in runs) >= 13
+    starts = [started for started, _ in runs]
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert min(gaps) >= linger * 0.9, gaps  # never more often than once per linger
+    assert len([n for _, n in runs if n]) < 13, runs  # so commits shared batches
+    async with relay_db.read_sessions() as session:
+        pending = (
+            await session.execute(
+                select(EVENTS.c.id).where(
+                    EVENTS.c.workspace_id == uuid.UUID(account.workspace_id),
+                    EVENTS.c.dispatched_at.is_(None),
+                )
+            )
+        ).all()
+    assert pending == []
+
+
 async def test_events_stay_pending_until_dispatched(client: Any, relay_db: Database) -> None:
     account = await register(client)
     await create_contacts(client, account, 1)

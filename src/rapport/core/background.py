@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -124,34 +124,63 @@ class Background:
 
     # -- loops -------------------------------------------------------------------------------
     async def _relay_loop(self) -> None:
-        poll = self.settings.outbox_poll_seconds
-        while not self._stopping:
-            self._wake.clear()  # before looking: a commit from now on wakes the wait below
-            try:
-                n = await self.relay.run_once()
-            except Exception as exc:  # noqa: BLE001 - e.g. the database restarting: try again
-                log.warning("relay_error", error=repr(exc)[:500])
-                n = 0
-                await asyncio.sleep(poll)
-            if n:
-                self._jobs_wake.set()  # subscribers may have queued jobs
-                continue  # more events may be waiting
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=poll)
+        await self._loop(
+            self.relay.run_once,
+            self._wake,
+            self.settings.outbox_poll_seconds,
+            self.relay.batch,
+            after=self._jobs_wake.set,  # subscribers may have queued jobs
+            name="relay_error",
+        )
 
     async def _scheduler_loop(self) -> None:
-        poll = self.settings.jobs_poll_seconds
+        async def claim_and_kick() -> int:
+            ids = await self.runner.claim()
+            for job_id in ids:
+                await self._kick.kiq(str(job_id))
+            return len(ids)
+
+        await self._loop(
+            claim_and_kick,
+            self._jobs_wake,
+            self.settings.jobs_poll_seconds,
+            self.runner.batch,
+            after=None,
+            name="scheduler_error",
+        )
+
+    async def _loop(
+        self,
+        run_once: Callable[[], Awaitable[int]],
+        wake: asyncio.Event,
+        poll: float,
+        batch: int,
+        *,
+        after: Callable[[], None] | None,
+        name: str,
+    ) -> None:
+        """Run `run_once` when woken (or every `poll` seconds), at most once per `linger`
+        seconds: an idle loop answers a commit at once, a busy one takes what accumulated in the
+        meantime as one batch instead of one transaction per commit. A full batch means more may
+        be waiting: it runs again without waiting for a wake."""
+        linger = self.settings.background_linger_seconds
+        clock = asyncio.get_running_loop().time
+        last = -linger
         while not self._stopping:
-            self._jobs_wake.clear()
+            pause = linger - (clock() - last)
+            if pause > 0:
+                await asyncio.sleep(pause)
+            wake.clear()  # before looking: a commit from now on wakes the wait below
+            last = clock()
             try:
-                ids = await self.runner.claim()
-                for job_id in ids:
-                    await self._kick.kiq(str(job_id))
-            except Exception as exc:  # noqa: BLE001
-                log.warning("scheduler_error", error=repr(exc)[:500])
-                ids = []
+                n = await run_once()
+            except Exception as exc:  # noqa: BLE001 - e.g. the database restarting: try again
+                log.warning(name, error=repr(exc)[:500])
+                n = 0
                 await asyncio.sleep(poll)
-            if ids:
+            if n and after is not None:
+                after()
+            if n >= batch:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._jobs_wake.wait(), timeout=poll)
+                await asyncio.wait_for(wake.wait(), timeout=poll)

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = 1.0
     outbox_batch_size: int = 500
     jobs_poll_seconds: float = 1.0
+    # A busy relay or scheduler runs at most once per this interval, so commits are taken in
+    # batches rather than a transaction each; an idle one still answers a commit at once.
+    background_linger_seconds: float = Field(0.05, ge=0, le=5)
     worker_concurrency: int = 50
 
     # Realtime stream (`GET /api/v1/ws`): fans committed events out to WebSockets, across

@@ -24,7 +24,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text, and_, insert, or_, select, update
+from sqlalchemy import (
+    Index,
+    Integer,
+    String,
+    Text,
+    and_,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -43,7 +55,15 @@ class Job(Base):
 
     __tablename__ = "job"
     __table_args__ = (
-        Index("ix_job_due", "status", "run_at"),
+        # Only jobs that may still run, in due order: the scheduler's claim does not read the
+        # finished ones, which accumulate.
+        Index(
+            "ix_job_due",
+            "run_at",
+            "id",
+            postgresql_where=text("status IN ('pending', 'running')"),
+            sqlite_where=text("status IN ('pending', 'running')"),
+        ),
         Index("ix_job_dedupe", "kind", "dedupe_key", unique=True),
     )
 
@@ -221,9 +241,15 @@ class JobRunner:
         """Mark up to `limit` due jobs running under their lease; returns their ids in due order.
         Jobs whose lease ran out (their worker died) are due again."""
         now = self.now()
-        due = or_(
-            and_(TABLE.c.status == PENDING, TABLE.c.run_at <= now),
-            and_(TABLE.c.status == RUNNING, TABLE.c.locked_until < now),
+        # The statuses are inline literals: only then can the planner match the partial index
+        # of jobs that may still run (ix_job_due) to a prepared statement.
+        pending, running = (literal(s, literal_execute=True) for s in (PENDING, RUNNING))
+        due = and_(
+            TABLE.c.status.in_((pending, running)),  # the index's own predicate (SQLite)
+            or_(
+                and_(TABLE.c.status == pending, TABLE.c.run_at <= now),
+                and_(TABLE.c.status == running, TABLE.c.locked_until < now),
+            ),
         )
         pick = (
             select(TABLE.c.id, TABLE.c.kind)
