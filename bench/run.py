@@ -2,8 +2,10 @@
 
 For each scenario, wrk (a separate process, 8 connections by default) drives the floor app
 (`bench/floor.py`: Starlette + asyncpg or sqlite3, the same SQL and JSON encoding) and then
-Rapport, both served by uvicorn with 2 workers, uvloop and httptools. Reported: requests/s, p50
-and p99 latency, errors, the ratio Rapport/floor, and Rapport's peak worker RSS. Bulk create
+Rapport, both served by uvicorn with 2 workers, uvloop and httptools, alternately `--repeat`
+times (3 by default: runs on a shared machine drift by a third or more). Reported, from the
+round with the median ratio: requests/s, p50 and p99 latency, the ratio Rapport/floor (with
+every round's ratio), errors over all rounds, and Rapport's peak worker RSS. Bulk create
 (`POST /contacts/bulk`, 1000 contacts) is compared with raw COPY (PostgreSQL) or executemany
 (SQLite) of the same rows into the same indexed table. Results: `bench/results/<stamp>-<backend>.md`
 and `.json`.
@@ -19,6 +21,7 @@ import asyncio
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -27,7 +30,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,6 +66,7 @@ class Row:
     ratio: float
     p99_ratio: float
     rss_mb: float
+    ratios: list[float] = field(default_factory=list)  # each round's, in the order run
 
 
 @dataclass
@@ -102,9 +106,17 @@ def serve(target: str, port: int, env: dict[str, str], workers: int, factory: bo
     ]
     if factory:
         args.append("--factory")
+    WORK.mkdir(exist_ok=True)
+    log = (WORK / f"server-{port}.log").open("ab")  # what the server printed: read it on errors
     proc = subprocess.Popen(
-        args, env={**os.environ, **env}, cwd=ROOT.parent, start_new_session=True
+        args,
+        env={**os.environ, **env},
+        cwd=ROOT.parent,
+        start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    log.close()
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -114,6 +126,22 @@ def serve(target: str, port: int, env: dict[str, str], workers: int, factory: bo
             time.sleep(0.3)
     stop(proc)
     raise RuntimeError(f"{target} did not start on port {port}")
+
+
+def _log_size(port: int) -> int:
+    path = WORK / f"server-{port}.log"
+    return path.stat().st_size if path.exists() else 0
+
+
+def _log_problems(port: int, since: int) -> int:
+    """Tracebacks and error lines a server printed after offset `since` of its log."""
+    path = WORK / f"server-{port}.log"
+    if not path.exists():
+        return 0
+    with path.open("rb") as log:
+        log.seek(since)
+        text = log.read().decode(errors="replace")
+    return sum(1 for line in text.splitlines() if "Traceback" in line or '"level": "error"' in line)
 
 
 def stop(proc: Any) -> None:
@@ -181,7 +209,8 @@ def _bulk_items(n: int, tag: str) -> list[dict[str, Any]]:
             "first_name": "Bulk",
             "last_name": f"Row{i}",
             "email": f"bulk-{tag}-{i}@bench.example.com",
-            "phone": "(979) 236-1958",
+            # distinct, as real data is (parsed phones are remembered)
+            "phone": f"(979) {random.randrange(200, 1000)}-{random.randrange(10000):04d}",
             "status": "new",
         }
         for i in range(n)
@@ -385,6 +414,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--bulk-rounds", type=int, default=5)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="floor and Rapport runs alternated per scenario; the median ratio is reported",
+    )
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument(
         "--reuse",
@@ -451,33 +486,36 @@ def main() -> None:
         "BENCH_USER": str(ws.user_id),
     }
     for scenario in filter(None, args.scenarios.split(",")):
+        marks = {port: _log_size(port) for port in (FLOOR_PORT, RAPPORT_PORT)}
         floor = serve("bench.floor:app", FLOOR_PORT, floor_env, args.workers, factory=False)
-        try:
-            wrk(scenario, FLOOR_PORT, lua_env, args.connections, 3)  # warm-up
-            floor_load = wrk(scenario, FLOOR_PORT, lua_env, args.connections, args.duration)
-        finally:
-            stop(floor)
         rapport = serve("rapport.main:create_app", RAPPORT_PORT, rapport_env, args.workers, True)
         try:
-            wrk(scenario, RAPPORT_PORT, lua_env, args.connections, 3)
-            rapport_load = wrk(scenario, RAPPORT_PORT, lua_env, args.connections, args.duration)
-            rss = worker_rss_mb(rapport)
+            rounds: list[tuple[Load, Load]] = []
+            rss = 0.0
+            for _ in range(args.repeat):  # alternated, so drift on the machine hits both alike
+                wrk(scenario, FLOOR_PORT, lua_env, args.connections, 3)  # warm-up
+                floor_load = wrk(scenario, FLOOR_PORT, lua_env, args.connections, args.duration)
+                wrk(scenario, RAPPORT_PORT, lua_env, args.connections, 3)
+                rapport_load = wrk(scenario, RAPPORT_PORT, lua_env, args.connections, args.duration)
+                rss = max(rss, worker_rss_mb(rapport))
+                rounds.append((floor_load, rapport_load))
         finally:
+            stop(floor)
             stop(rapport)
-        row = Row(
-            scenario,
-            floor_load,
-            rapport_load,
-            rapport_load.requests_per_s / floor_load.requests_per_s,
-            rapport_load.p99_ms / floor_load.p99_ms,
-            rss,
-        )
+        for port, mark in marks.items():
+            if problems := _log_problems(port, mark):
+                print(f"  {problems} tracebacks or errors: see {WORK / f'server-{port}.log'}")
+        row = _median_row(scenario, rounds, rss)
         report.rows.append(row)
+        floor_load, rapport_load = row.floor, row.rapport
+        spread = (
+            f" (rounds {min(row.ratios):.2f}–{max(row.ratios):.2f})" if len(row.ratios) > 1 else ""
+        )
         print(
             f"{scenario:9} floor {floor_load.requests_per_s:8.0f} req/s"
             f" p99 {floor_load.p99_ms:6.1f} ms"
             f" | rapport {rapport_load.requests_per_s:8.0f} req/s p99 {rapport_load.p99_ms:6.1f} ms"
-            f" | ratio {row.ratio:.2f} | rss {rss:.0f} MB"
+            f" | ratio {row.ratio:.2f}{spread} | rss {rss:.0f} MB"
             f" | errors floor {floor_load.errors} rapport {rapport_load.errors}"
         )
 
@@ -493,6 +531,24 @@ def main() -> None:
     write_results(report)
 
 
+def _median_row(scenario: str, rounds: list[tuple[Load, Load]], rss: float) -> Row:
+    """One scenario's figures over alternated rounds: the round with the median ratio (its
+    own floor and Rapport loads, so p99s stay paired), errors summed over every round."""
+    ordered = sorted(rounds, key=lambda pair: pair[1].requests_per_s / pair[0].requests_per_s)
+    floor, rapport = ordered[(len(ordered) - 1) // 2]
+    floor = replace(floor, errors=sum(f.errors for f, _ in rounds))
+    rapport = replace(rapport, errors=sum(r.errors for _, r in rounds))
+    return Row(
+        scenario,
+        floor,
+        rapport,
+        rapport.requests_per_s / floor.requests_per_s,
+        rapport.p99_ms / floor.p99_ms,
+        rss,
+        [r.requests_per_s / f.requests_per_s for f, r in rounds],
+    )
+
+
 def write_results(report: Report) -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     base = RESULTS / f"{stamp}-{report.backend}"
@@ -504,8 +560,8 @@ def write_results(report: Report) -> None:
         f"{report.duration_s} s per run; uvicorn {report.workers} workers.",
         "",
         "| scenario | floor req/s | floor p99 ms | Rapport req/s | Rapport p99 ms | ratio | "
-        "p99 × floor | target | worker RSS MB | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "each round | p99 × floor | target | worker RSS MB | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report.rows:
         target = TARGETS["write"] if row.scenario in ("create", "patch") else TARGETS["read"]
@@ -516,7 +572,8 @@ def write_results(report: Report) -> None:
         lines.append(
             f"| {row.scenario} | {row.floor.requests_per_s:.0f} | {row.floor.p99_ms:.1f} | "
             f"{row.rapport.requests_per_s:.0f} | {row.rapport.p99_ms:.1f} | {row.ratio:.2f} | "
-            f"{row.p99_ratio:.2f} | ≥ {target} ({met}) | {row.rss_mb:.0f} | "
+            f"{' '.join(f'{r:.2f}' for r in row.ratios)} | {row.p99_ratio:.2f} | "
+            f"≥ {target} ({met}) | {row.rss_mb:.0f} | "
             f"{row.rapport.errors} |"
         )
     if report.bulk:

@@ -82,6 +82,33 @@ class TestCreate:
         assert full.status_code == 200 and most <= few + SLACK, (few, most)
         assert {r["data"]["company_name"] for r in full.json()["data"]["items"]} == {"Acme"}
 
+    async def test_lookups_are_planned_with_their_values(self, client, database, backend):
+        """A batch's `email IN (...)` is the same prepared statement batch after batch; on
+        PostgreSQL it must not settle on a generic plan (it would filter the whole workspace)."""
+        from sqlalchemy import event
+
+        admin = await register(client)
+        seen: list[str] = []
+
+        def record(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
+            seen.append(statement)
+
+        event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            response = await client.post(
+                f"{CONTACTS}/bulk", json={"items": people(5, "plan")}, headers=admin.headers
+            )
+        finally:
+            event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+        assert response.status_code == 200
+        custom = [i for i, sql in enumerate(seen) if "force_custom_plan" in sql]
+        lookup = [i for i, sql in enumerate(seen) if "contact.email IN" in sql]
+        assert lookup, seen
+        if backend == "postgres":
+            assert custom and custom[0] < lookup[0], seen
+        else:
+            assert not custom
+
     async def test_one_bad_reference_among_1000_writes_nothing(self, client, database):
         admin = await register(client)
         items = people(1000)

@@ -84,16 +84,54 @@ class TestHotReads:
         workspace_id = uuid.UUID(admin.workspace_id)
         contact_id = uuid.UUID(contact["id"])
         read = UnitOfWork(database, write=False)
-        write = UnitOfWork(database, write=True)
+        bare = database.read_sessions()  # no unit of work: SQLAlchemy's own execution
         try:
             lean = await ContactRepository(read.session, workspace_id).get(contact_id)
-            plain = await ContactRepository(write.session, workspace_id).get(contact_id)
+            plain = await ContactRepository(bare, workspace_id).get(contact_id)
         finally:
             await read.close()
-            await write.close()
+            await bare.close()
         assert lean == plain
         assert lean is not None and lean["tags"] == ["vip"]
         assert lean["created_at"].tzinfo is not None
+
+    async def test_listing_rows_are_equal_whichever_way_they_run(self, client, database):
+        """Statements built per request (IN lists, inline values, JSON, counts) give the same
+        rows on the driver as through SQLAlchemy, for every value of one shape."""
+        from sqlalchemy import func, literal, select
+
+        from rapport.contacts.models import Contact
+        from rapport.core.sql import rows
+
+        admin, contact = await self._contact(client)
+        workspace_id = uuid.UUID(admin.workspace_id)
+        t = Contact.__table__
+        for name in ("Bo", "Cy"):
+            await client.post("/api/v1/contacts", json={"first_name": name}, headers=admin.headers)
+
+        def statements(names: list[str]) -> list:
+            scoped = t.c.workspace_id == workspace_id
+            return [
+                select(t).where(scoped, t.c.first_name.in_(names)).order_by(t.c.first_name),
+                select(t.c.id, t.c.tags).where(
+                    scoped, t.c.first_name.like(literal(f"{names[0]}%", literal_execute=True))
+                ),
+                select(func.count().label("total")).where(scoped, t.c.first_name.in_(names)),
+            ]
+
+        read = UnitOfWork(database, write=False)
+        bare = database.read_sessions()
+        try:
+            for names in (["Ada", "Bo"], ["Cy"], ["Ada", "Bo", "Cy", "Nobody"]):
+                for stmt in statements(names):
+                    assert await rows(read.session, stmt) == await rows(bare, stmt)
+            assert [r["first_name"] for r in await rows(read.session, statements(["Bo"])[0])] == [
+                "Bo"
+            ]
+            assert (await rows(read.session, statements(["Ada", "Cy"])[2]))[0]["total"] == 2
+        finally:
+            await read.close()
+            await bare.close()
 
     async def test_reads_hold_one_connection_at_a_time(self, client, database):
         admin, contact = await self._contact(client)
@@ -152,16 +190,7 @@ class TestDatabaseErrors:
         admin, contact = await TestHotReads()._contact(client)
         path = f"/api/v1/contacts/{contact['id']}"
         assert (await client.get(path, headers=admin.headers)).status_code == 200
-        import asyncpg
-
-        killer = await asyncpg.connect(database.url.replace("postgresql+asyncpg", "postgresql"))
-        try:  # every pooled connection's server process goes away
-            await killer.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        finally:
-            await killer.close()
+        await _kill_connections(database)
         try:
             statuses = [
                 (await client.get(path, headers=admin.headers)).status_code for _ in range(30)
@@ -171,3 +200,147 @@ class TestDatabaseErrors:
         assert set(statuses) <= {200, 503}
         assert 503 in statuses  # the dead connection was used once, and discarded
         assert statuses[-1] == 200
+
+
+async def _kill_connections(database) -> None:  # noqa: ANN001
+    import asyncpg
+
+    killer = await asyncpg.connect(database.url.replace("postgresql+asyncpg", "postgresql"))
+    try:  # every pooled connection's server process goes away
+        await killer.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await killer.close()
+
+
+class TestLeanWrites:
+    """A write's prebuilt statements run inside the request's transaction, whichever way they
+    run (on PostgreSQL, on the driver connection the session holds)."""
+
+    async def _repo(self, client, database):  # noqa: ANN001
+        admin = await register(client)
+        uow = UnitOfWork(database, write=True)
+        return uow, ContactRepository(uow.session, uuid.UUID(admin.workspace_id))
+
+    async def _exists(self, database, workspace_id, contact_id) -> bool:  # noqa: ANN001
+        reader = UnitOfWork(database, write=False)
+        try:
+            found = await ContactRepository(reader.session, workspace_id).get(contact_id)
+        finally:
+            await reader.close()
+        return found is not None
+
+    async def test_a_rolled_back_write_leaves_nothing(self, client, database):
+        uow, repo = await self._repo(client, database)
+        try:
+            row = await repo.insert({"first_name": "Gone", "status": "new"})
+            assert row["first_name"] == "Gone" and row["version"] == 1
+            assert row["tags"] == [] and row["custom_fields"] == {}  # Python-side defaults
+            # Read back inside the same transaction: visible there only.
+            assert await repo.get(row["id"]) is not None
+            assert not await self._exists(database, repo.workspace_id, row["id"])
+        finally:
+            await uow.rollback()
+            await uow.close()
+        assert not await self._exists(database, repo.workspace_id, row["id"])
+
+    async def test_lean_and_session_statements_share_one_transaction(
+        self, client, database, backend
+    ):
+        uow, repo = await self._repo(client, database)
+        try:
+            row = await repo.insert({"first_name": "Kept", "status": "new"})
+            if backend == "postgres":
+                from sqlalchemy import text
+
+                # The session's own statement sees the uncommitted row: same transaction.
+                seen = await uow.session.execute(
+                    text("SELECT count(*) FROM contact WHERE id = :id"), {"id": row["id"]}
+                )
+                assert seen.scalar_one() == 1
+            updated = await repo.update(row["id"], {"job_title": "CTO"}, expected_version=1)
+            assert updated is not None and updated["version"] == 2
+            assert await repo.update(row["id"], {"job_title": "x"}, expected_version=1) is None
+            await uow.commit()
+        finally:
+            await uow.close()
+        assert await self._exists(database, repo.workspace_id, row["id"])
+
+    async def test_a_commit_mid_request_starts_a_new_transaction(self, client, database):
+        uow, repo = await self._repo(client, database)
+        try:
+            first = await repo.insert({"first_name": "One", "status": "new"})
+            await uow.session.commit()  # as a service may (a revocation that must stick)
+            second = await repo.insert({"first_name": "Two", "status": "new"})
+            await uow.rollback()
+        finally:
+            await uow.close()
+        assert await self._exists(database, repo.workspace_id, first["id"])
+        assert not await self._exists(database, repo.workspace_id, second["id"])
+
+    async def test_a_constraint_on_the_lean_path_is_a_409(self, client):
+        admin = await register(client)
+        body = {"first_name": "A", "email": "twice@example.com"}
+        assert (await client.post("/api/v1/contacts", json=body, headers=admin.headers)).is_success
+        again = await client.post("/api/v1/contacts", json=body, headers=admin.headers)
+        assert again.status_code == 409
+        assert again.json()["error"]["details"][0]["existing_id"]
+
+    async def test_a_failed_statement_undoes_the_whole_write(self, client, database):
+        uow, repo = await self._repo(client, database)
+        try:
+            first = await repo.insert({"first_name": "A", "email": "same@example.com"})
+            with pytest.raises(IntegrityError):  # the unique email index, as SQLAlchemy raises it
+                await repo.insert({"first_name": "B", "email": "same@example.com"})
+            await uow.rollback()
+        finally:
+            await uow.close()
+        assert not await self._exists(database, repo.workspace_id, first["id"])
+
+    async def test_a_write_on_a_lost_connection_answers_503_then_recovers(
+        self, client, database, backend
+    ):
+        if backend != "postgres":
+            pytest.skip("the driver path runs on PostgreSQL only")
+        admin = await register(client)
+        body = {"first_name": "After", "last_name": "Outage"}
+        assert (await client.post("/api/v1/contacts", json=body, headers=admin.headers)).is_success
+        await _kill_connections(database)
+        try:
+            statuses = [
+                (
+                    await client.post("/api/v1/contacts", json=body, headers=admin.headers)
+                ).status_code
+                for _ in range(30)
+            ]
+        finally:
+            await database.engine.dispose()
+        assert set(statuses) <= {201, 503}
+        assert statuses[-1] == 201
+
+
+class TestEventPayloads:
+    def test_the_orjson_round_trip_gives_what_the_walk_gives(self):
+        """Payloads are made by orjson; they must read exactly as the API's values."""
+        import datetime as dt
+        from decimal import Decimal
+
+        from rapport.core.events import _walk, jsonable
+
+        plus_two = dt.timezone(dt.timedelta(hours=2))
+        value = {
+            "id": uuid.uuid4(),
+            "utc": dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC),
+            "whole_second": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+            "naive": dt.datetime(2026, 1, 2, 3, 4, 5),
+            "offset": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=plus_two),
+            "day": dt.date(2026, 1, 2),
+            "nested": ({"tags": ["a", "b"], "n": 1, "f": 1.5, "none": None, "yes": True},),
+            "text": 'é \u2028 "quoted"',
+        }
+        assert jsonable(value) == _walk(value)
+        assert jsonable(value)["utc"] == "2026-01-02T03:04:05.678901Z"
+        # A value orjson does not encode is walked instead and kept as it is.
+        assert jsonable({"amount": Decimal("1.50")}) == {"amount": Decimal("1.50")}

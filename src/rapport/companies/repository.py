@@ -4,6 +4,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import bindparam, select
+
 from rapport.companies.models import Company
 from rapport.core.listing import EQUALITY, RANGE, Filter, Listing, Sort, tag_filter
 from rapport.core.repository import TenantRepository
@@ -49,6 +51,17 @@ class CompanyRepository(TenantRepository):
             return []
         stmt = self.select(t.c.domain, t.c.id).where(t.c.domain.in_(list(domains)))
         return [(row.domain, row.id) for row in (await self.session.execute(stmt)).all()]
+
+    async def name(self, company_id: uuid.UUID) -> str | None:
+        """One company's name, deleted or not (every contact write: built once)."""
+        query = self._prebuilt(
+            ("name",),
+            lambda: select(t.c.name).where(
+                *self._scope_clauses(True, bound=True), t.c.id == bindparam("id")
+            ),
+        )
+        row = await query.first(self.session, **self._scope_values(), id=company_id)
+        return row["name"] if row is not None else None
 
     async def names(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
         if not ids:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     String,
     and_,
     bindparam,
@@ -275,8 +276,7 @@ class ContactRepository(DuplicateQueries, TenantRepository):
             return None
         name = None
         if (company_id := row["primary_company_id"]) is not None:
-            names = await CompanyRepository(self.session, self.workspace_id).names([company_id])
-            name = names.get(company_id)
+            name = await CompanyRepository(self.session, self.workspace_id).name(company_id)
         return {**row, "company_name": name}  # type: ignore[return-value]
 
     async def insert(self, values: dict[str, Any]) -> RowMapping:
@@ -327,11 +327,20 @@ class ContactRepository(DuplicateQueries, TenantRepository):
         return list((await self.session.execute(stmt)).mappings().all())
 
     async def email_owner(self, email: str, exclude: uuid.UUID | None = None) -> uuid.UUID | None:
-        """The live contact holding this (normalised) email, if any."""
-        stmt = self.select(t.c.id).where(t.c.email == email)
-        if exclude is not None:
-            stmt = stmt.where(t.c.id != exclude)
-        return (await self.session.execute(stmt.limit(1))).scalar_one_or_none()
+        """The live contact holding this (normalised) email, if any (every create: built once)."""
+        excluding = exclude is not None
+
+        def build() -> Select[Any]:
+            clauses = self._scope_clauses(False, bound=True)
+            clauses.append(t.c.email == bindparam("email"))
+            if excluding:
+                clauses.append(t.c.id != bindparam("exclude"))
+            return select(t.c.id).where(*clauses).limit(1)
+
+        query = self._prebuilt(("email_owner", excluding), build)
+        params = {"exclude": exclude} if excluding else {}
+        row = await query.first(self.session, **self._scope_values(), email=email, **params)
+        return row["id"] if row is not None else None
 
     async def live_by_ids(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, RowMapping]:
         stmt = self.select().where(t.c.id.in_(list(ids)))

@@ -38,7 +38,9 @@ def make_broker(settings: Settings) -> AsyncBroker:
         from taskiq_redis import ListQueueBroker
 
         return ListQueueBroker(settings.redis_url, queue_name=f"{settings.redis_key_prefix}jobs")
-    return InMemoryBroker(max_stored_results=0, propagate_exceptions=False)
+    # Jobs report through the database, not taskiq results; taskiq keeps the last one (with 0
+    # it tries to evict from an empty store and logs an error for every job).
+    return InMemoryBroker(max_stored_results=1, propagate_exceptions=False)
 
 
 class Background:

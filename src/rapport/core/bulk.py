@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rapport.core.db import plan_each_statement
 from rapport.core.errors import AppError, BadRequest, ValidationFailed
 
 MAX_ITEMS = 1000
@@ -171,6 +172,7 @@ async def run_batched(
         except ValidationError as exc:
             details, results[index] = _validation_failure(exc, index)
             failures.extend(details)
+    await plan_each_statement(session)  # the batch's IN-list lookups, planned with their values
     await preload([model for _, model in valid])
     plans: list[tuple[int, P]] = []
     for index, model in valid:

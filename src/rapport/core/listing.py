@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import inspect
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -71,8 +72,11 @@ def _parse_bigint(raw: str) -> int:
     return value
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def has_control_characters(value: str) -> bool:
-    return any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
+    return _CONTROL.search(value) is not None
 
 
 def _parse_datetime(raw: str) -> datetime:

@@ -7,7 +7,7 @@ RETURNING so a create or an update is a single statement.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -25,14 +25,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ClauseElement, Executable
 
 from rapport.core.clock import utcnow
 from rapport.core.ids import new_id
 from rapport.core.listing import Listing, ListParams, Page
-from rapport.core.sql import Query
+from rapport.core.sql import Query, bound, rows, values_of
 
 # (repository class, statement, include_deleted) → the statement built once
 _QUERIES: dict[tuple[type, str, bool], Query] = {}
+
+
+def _has_expressions(values: dict[str, Any]) -> bool:
+    """Whether a write sets a column to a SQL expression (not a plain value)."""
+    return any(isinstance(v, ClauseElement) for v in values.values())
 
 
 class TenantRepository:
@@ -71,15 +77,15 @@ class TenantRepository:
 
     def _by_id(self, what: str, include_deleted: bool) -> Query:
         """`get` and `exists` as statements built once per repository (see `core.sql`)."""
-        key = (type(self), what, include_deleted)
-        query = _QUERIES.get(key)
-        if query is None:
-            table = self.table
-            clauses = [*self._scope_clauses(include_deleted, bound=True)]
+        table = self.table
+
+        def build() -> Executable:
+            clauses = self._scope_clauses(include_deleted, bound=True)
             clauses.append(table.c.id == bindparam("id"))
             columns = self.row_columns() if what == "get" else (table.c.id,)
-            query = _QUERIES[key] = Query(select(*columns).where(*clauses))
-        return query
+            return select(*columns).where(*clauses)
+
+        return self._prebuilt((what, include_deleted), build)
 
     def _scope_values(self) -> dict[str, Any]:
         return {f"scope_{name}": getattr(self, name) for name in self.scope_columns}
@@ -106,19 +112,33 @@ class TenantRepository:
         stmt = listing.apply_page(
             self.select(include_deleted=params.include_deleted).where(*where), params
         )
-        rows = (await self.session.execute(stmt)).mappings().all()
-        page = listing.page(rows, params)
+        page = listing.page(await rows(self.session, stmt), params)  # type: ignore[arg-type]
         if params.include_total:
-            count = self.select(func.count(), include_deleted=params.include_deleted).where(*where)
-            page.total = (await self.session.execute(count)).scalar_one()
+            count = self.select(func.count().label("total"), include_deleted=params.include_deleted)
+            page.total = (await rows(self.session, count.where(*where)))[0]["total"]
         return page
+
+    def _prebuilt(self, key: tuple[Any, ...], build: Callable[[], Executable]) -> Query:
+        """A statement of this repository built once per `key` (see `core.sql`)."""
+        full = (type(self), *key)
+        query = _QUERIES.get(full)
+        if query is None:
+            query = _QUERIES[full] = Query(build())
+        return query
 
     async def insert(self, values: dict[str, Any]) -> RowMapping:
         now = utcnow()
         row = {"id": new_id(), "created_at": now, "updated_at": now, "version": 1, **values}
         row["workspace_id"] = self.workspace_id
-        stmt = insert(self.table).values(row).returning(self.table)
-        return (await self.session.execute(stmt)).mappings().one()
+        table = self.table
+        if _has_expressions(row):
+            stmt = insert(table).values(row).returning(table)
+            return (await self.session.execute(stmt)).mappings().one()
+        names = tuple(row)
+        query = self._prebuilt(
+            ("insert", names), lambda: insert(table).values(bound(table, names)).returning(table)
+        )
+        return await query.first(self.session, **values_of(row))  # type: ignore[return-value]
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
         now = utcnow()
@@ -170,13 +190,31 @@ class TenantRepository:
         include_deleted: bool = False,
     ) -> RowMapping | None:
         """Apply `values`, bump version; None when the row is missing or the version moved on."""
-        stmt = self.update_stmt(include_deleted).where(self.table.c.id == record_id)
-        if expected_version is not None:
-            stmt = stmt.where(self.table.c.version == expected_version)
-        stmt = stmt.values(
-            **values, version=self.table.c.version + 1, updated_at=utcnow()
-        ).returning(self.table)
-        return (await self.session.execute(stmt)).mappings().first()
+        table = self.table
+        if _has_expressions(values):
+            stmt = self.update_stmt(include_deleted).where(table.c.id == record_id)
+            if expected_version is not None:
+                stmt = stmt.where(table.c.version == expected_version)
+            stmt = stmt.values(**values, version=table.c.version + 1, updated_at=utcnow())
+            return (await self.session.execute(stmt.returning(table))).mappings().first()
+        names = tuple(values)
+        checked = expected_version is not None
+
+        def build() -> Executable:
+            clauses = self._scope_clauses(include_deleted, bound=True)
+            clauses.append(table.c.id == bindparam("where_id"))
+            if checked:
+                clauses.append(table.c.version == bindparam("where_version"))
+            sets = {**bound(table, (*names, "updated_at")), table.c.version: table.c.version + 1}
+            return update(table).where(*clauses).values(sets).returning(table)
+
+        query = self._prebuilt(("update", names, checked, include_deleted), build)
+        params = values_of({**values, "updated_at": utcnow()})
+        if checked:
+            params["where_version"] = expected_version
+        return await query.first(  # type: ignore[return-value]
+            self.session, **params, **self._scope_values(), where_id=record_id
+        )
 
     async def erase(self, record_id: uuid.UUID) -> bool:
         stmt = self.delete_stmt().where(self.table.c.id == record_id).returning(self.table.c.id)

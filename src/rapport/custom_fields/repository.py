@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import RowMapping
 
 from rapport.core.listing import EQUALITY, Filter, Listing, Sort
@@ -30,8 +31,19 @@ class CustomFieldRepository(TenantRepository):
     soft_delete = False
 
     async def for_resource(self, resource: str) -> list[RowMapping]:
-        stmt = self.select().where(t.c.resource == resource).order_by(t.c.position, t.c.id)
-        return list((await self.session.execute(stmt)).mappings().all())
+        """A resource's definitions in order (read by every create and update: built once)."""
+        query = self._prebuilt(
+            ("for_resource",),
+            lambda: (
+                select(*self.row_columns())
+                .where(
+                    *self._scope_clauses(False, bound=True), t.c.resource == bindparam("resource")
+                )
+                .order_by(t.c.position, t.c.id)
+            ),
+        )
+        rows = await query.all(self.session, **self._scope_values(), resource=resource)
+        return rows  # type: ignore[return-value]
 
     async def by_name(self, resource: str, name: str) -> RowMapping | None:
         stmt = self.select().where(t.c.resource == resource, t.c.name == name)

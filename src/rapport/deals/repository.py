@@ -449,8 +449,8 @@ class DealRepository(TenantRepository):
                 full = " ".join(x for x in (row.first_name, row.last_name) if x)
                 names["contact_name"] = full or row.email
         if company_id is not None:
-            found = await CompanyRepository(self.session, self.workspace_id).names([company_id])
-            names["company_name"] = found.get(company_id)
+            company = CompanyRepository(self.session, self.workspace_id)
+            names["company_name"] = await company.name(company_id)
         return names
 
     async def detach(self, deal_id: uuid.UUID) -> None:

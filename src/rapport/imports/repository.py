@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select, text, tuple_
+from sqlalchemy import insert, or_, select, tuple_
 from sqlalchemy.engine import RowMapping
 
 from rapport.core.clock import utcnow
@@ -128,22 +128,6 @@ class ImportErrorRepository(TenantRepository):
 
 class ExportRepository(_Runs):
     table = exports
-
-
-CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
-
-
-async def plan_each_statement(session: Any) -> None:
-    """For the rest of the transaction (PostgreSQL), plan every statement with its values.
-
-    A chunk's lookups (`email IN (...)` with a thousand values, here and in the bulk path) are
-    the same statement chunk after chunk; asyncpg prepares it once and after five runs
-    PostgreSQL plans it generically, and with the table's statistics still those of before the
-    import, that plan filters every contact of the workspace against the list one value at a
-    time: 1.3 s per chunk at 24,000 contacts, growing with the table, against 20 ms planned with
-    the values (a hashed list, or the email index once the statistics catch up)."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(CUSTOM_PLANS)
 
 
 async def live_keys(

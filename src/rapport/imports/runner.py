@@ -45,7 +45,7 @@ from rapport.core import events, jobs
 from rapport.core.auth import Principal, Role, weaker_role
 from rapport.core.clock import utcnow
 from rapport.core.config import Settings
-from rapport.core.db import Database
+from rapport.core.db import Database, plan_each_statement
 from rapport.core.errors import AppError
 from rapport.core.ids import new_id
 from rapport.core.observability import log
@@ -59,7 +59,6 @@ from rapport.imports.repository import (
     imports,
     live_keys,
     member_role,
-    plan_each_statement,
 )
 from rapport.imports.resources import (
     ADDRESS,

@@ -22,6 +22,7 @@ from sqlalchemy.types import Boolean
 
 from rapport.core.clock import utcnow
 from rapport.core.listing import escape_like
+from rapport.core.sql import Query, bound, values_of
 from rapport.search.models import SearchDocument
 
 documents = SearchDocument.__table__
@@ -67,10 +68,9 @@ def _document(
     }
 
 
-def _upsert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+def _upsert(dialect: str, values: dict[Any, Any]) -> Any:
     builder = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = builder(documents)
+    stmt = builder(documents).values(values)
     return stmt.on_conflict_do_update(
         index_elements=["workspace_id", "resource", "record_id"],
         set_={
@@ -78,6 +78,24 @@ def _upsert(session: AsyncSession) -> Any:
             for k in ("title", "subtitle", "content", "is_deleted", "updated_at")
         },
     )
+
+
+_COLUMNS = (
+    "workspace_id",
+    "resource",
+    "record_id",
+    "title",
+    "subtitle",
+    "content",
+    "is_deleted",
+    "updated_at",
+)
+# One document's upsert, built once per dialect (see `core.sql`).
+_ONE = {d: Query(_upsert(d, bound(documents, _COLUMNS))) for d in ("postgresql", "sqlite")}
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
 
 
 async def index(
@@ -93,7 +111,7 @@ async def index(
     deleted: bool = False,
 ) -> None:
     values = _document(workspace_id, resource, record_id, title, subtitle, parts, phones, deleted)
-    await session.execute(_upsert(session).values(values))
+    await _ONE[_dialect(session)].run(session, **values_of(values))
 
 
 async def index_many(
@@ -111,8 +129,10 @@ async def index_many(
         _document(workspace_id, resource, record_id, title, subtitle, parts, phones, deleted)
         for record_id, title, subtitle, parts, phones, deleted in documents_
     ]
-    if rows:
-        await session.execute(_upsert(session), rows)
+    if len(rows) == 1:
+        await _ONE[_dialect(session)].run(session, **values_of(rows[0]))
+    elif rows:
+        await _ONE[_dialect(session)].run_many(session, [values_of(row) for row in rows])
 
 
 async def remove(
