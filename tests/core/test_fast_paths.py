@@ -280,6 +280,66 @@ class TestLeanWrites:
         assert await self._exists(database, repo.workspace_id, first["id"])
         assert not await self._exists(database, repo.workspace_id, second["id"])
 
+    async def test_many_new_rows_read_as_they_were_stored(self, client, database, backend):
+        """A bulk insert is copied in on PostgreSQL and not read back: the rows it returns must
+        be what a read of them gives, defaults and NULLs included."""
+        from sqlalchemy import event as sa_event
+
+        uow, repo = await self._repo(client, database)
+        seen: list[str] = []
+
+        def record(_c, _cur, statement, *_):  # noqa: ANN001, ANN002
+            seen.append(statement)
+
+        engine = database.engine.sync_engine
+        sa_event.listen(engine, "before_cursor_execute", record)
+        try:
+            rows = await repo.insert_returning(
+                [
+                    {"first_name": "Ada", "status": "new", "email": "ada@example.com"},
+                    {"first_name": "Bob", "status": "lead", "email": None},
+                ]
+            )
+            await uow.commit()
+        finally:
+            sa_event.remove(engine, "before_cursor_execute", record)
+            await uow.close()
+        copied = any(s.startswith("COPY contact ") for s in seen)
+        assert copied == (backend == "postgres")
+        reader = UnitOfWork(database, write=False)
+        try:
+            reread = ContactRepository(reader.session, repo.workspace_id)
+            for row in rows:
+                stored = await reread.get(row["id"])
+                assert stored is not None
+                assert {k: str(v) for k, v in row.items()} == {
+                    k: str(v) for k, v in dict(stored).items()
+                }
+        finally:
+            await reader.close()
+        assert rows[1]["tags"] == [] and rows[1]["deleted_at"] is None and rows[1]["version"] == 1
+
+    async def test_a_copy_refused_in_a_savepoint_leaves_the_transaction_usable(
+        self, client, database
+    ):
+        """The batch is copied inside a savepoint; a duplicate fails the whole COPY, and rolling
+        back to the savepoint must leave the rest of the write intact."""
+        uow, repo = await self._repo(client, database)
+        try:
+            kept = await repo.insert({"first_name": "Kept", "email": "taken@example.com"})
+            with pytest.raises(IntegrityError):
+                async with uow.session.begin_nested():
+                    await repo.insert_returning(
+                        [{"first_name": "A", "email": "free@example.com"},
+                         {"first_name": "B", "email": "taken@example.com"}]
+                    )  # fmt: skip
+            after = await repo.insert({"first_name": "After", "email": "after@example.com"})
+            await uow.commit()
+        finally:
+            await uow.close()
+        assert await self._exists(database, repo.workspace_id, kept["id"])
+        assert await self._exists(database, repo.workspace_id, after["id"])
+
     async def test_a_constraint_on_the_lean_path_is_a_409(self, client):
         admin = await register(client)
         body = {"first_name": "A", "email": "twice@example.com"}
@@ -344,3 +404,20 @@ class TestEventPayloads:
         assert jsonable(value)["utc"] == "2026-01-02T03:04:05.678901Z"
         # A value orjson does not encode is walked instead and kept as it is.
         assert jsonable({"amount": Decimal("1.50")}) == {"amount": Decimal("1.50")}
+
+    def test_rows_read_on_the_driver_are_encoded_without_the_walk(self, monkeypatch):
+        """Rows from asyncpg carry its own UUID subclass, which orjson alone refuses: a bulk
+        write's thousand payloads must not fall back to walking each one."""
+        from asyncpg.pgproto.pgproto import UUID as DriverUUID
+
+        from rapport.core import events
+
+        def no_walk(value):
+            raise AssertionError("walked")
+
+        monkeypatch.setattr(events, "_walk", no_walk)
+        raw = "0190a4c8-0000-7000-8000-000000000001"
+        assert events.jsonable({"id": DriverUUID(raw), "ids": [DriverUUID(raw)]}) == {
+            "id": raw,
+            "ids": [raw],
+        }

@@ -205,8 +205,8 @@ class UnitOfWork:
         self.db = db
         self.write = write
         self._session: AsyncSession | None = None
-        # A write's driver connection as lent to `Query`: (session transaction, driver, pooled
-        # connection, SQLAlchemy connection), valid while that transaction lasts.
+        # A write's driver connection as lent to `Query`: (session transaction or savepoint,
+        # driver, pooled connection, SQLAlchemy connection), valid while that one lasts.
         self._lent: tuple[Any, Any, Any, Any] | None = None
         self.before_commit: list[CommitHook] = []
         self.committed = False
@@ -236,14 +236,17 @@ class UnitOfWork:
         session = self._session
         if self.write and session is not None:
             lent = self._lent
+            sync = session.sync_session
+            current = sync.get_nested_transaction() or sync.get_transaction()
             if (
-                lent is None
-                or lent[0] is not session.sync_session.get_transaction()
-                or lent[2]._transaction is None
-            ):  # first use in this transaction (a service may commit mid-request: a new one)
+                lent is None or lent[0] is not current or lent[2]._transaction is None
+            ):  # first use in this transaction (a service may commit mid-request: a new one) or
+                # in this savepoint (asking the session for its connection sends the SAVEPOINT it
+                # defers, so a failed statement here rolls back to it)
                 conn = await session.connection()
                 raw = await conn.get_raw_connection()
-                lent = (session.sync_session.get_transaction(), raw.driver_connection, raw, conn)
+                current = sync.get_nested_transaction() or sync.get_transaction()  # as begun
+                lent = (current, raw.driver_connection, raw, conn)
             _, driver, raw, conn = lent
             try:
                 if raw.dbapi_connection._transaction is None:

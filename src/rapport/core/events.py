@@ -16,12 +16,13 @@ from sqlalchemy import Index, String, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from rapport.core import envelope
 from rapport.core.auth import Principal
 from rapport.core.clock import utcnow
 from rapport.core.db import WAKE
 from rapport.core.ids import new_id
 from rapport.core.models import Base, JSONType, TenantMixin
-from rapport.core.sql import Query, bound, values_of
+from rapport.core.sql import Query, bound, insert_new, values_of
 
 
 class Event(TenantMixin, Base):
@@ -62,15 +63,13 @@ _COLUMNS = (
 _INSERT = Query(insert(TABLE).values(bound(TABLE, _COLUMNS)))  # one event (see `core.sql`)
 
 
-_AS_API = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS  # UTC times end in "Z", as the API's do
-
-
 def jsonable(value: Any) -> Any:
     """Event payloads hold what the API returns: ids and times as strings. Done by a round trip
-    through orjson (a bulk write's thousand payloads cost a tenth of the walk below); a value
-    orjson does not know is walked instead and kept as it is."""
+    through the API's own encoder (a bulk write's thousand payloads cost a tenth of the walk
+    below; the driver's UUIDs included); a value it does not know is walked instead and kept as
+    it is."""
     try:
-        return orjson.loads(orjson.dumps(value, option=_AS_API))
+        return orjson.loads(envelope.dumps(value))
     except TypeError:
         return _walk(value)
 
@@ -138,7 +137,7 @@ async def record_many(
     if len(rows) == 1:  # a single write's event: one execute, cheaper than a batch of one
         await _INSERT.run(session, **values_of(rows[0]))
     elif rows:
-        await _INSERT.run_many(session, [values_of(row) for row in rows])
+        await insert_new(session, TABLE, rows)
     if rows:
         session.info[WAKE] = True
     return [r["id"] for r in rows]

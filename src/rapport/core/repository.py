@@ -30,7 +30,7 @@ from sqlalchemy.sql import ClauseElement, Executable
 from rapport.core.clock import utcnow
 from rapport.core.ids import new_id
 from rapport.core.listing import Listing, ListParams, Page
-from rapport.core.sql import Query, bound, rows, values_of
+from rapport.core.sql import Query, bound, copies, insert_new, rows, values_of
 
 # (repository class, statement, include_deleted) → the statement built once
 _QUERIES: dict[tuple[type, str, bool], Query] = {}
@@ -170,6 +170,10 @@ class TenantRepository:
             }
             for r in rows
         ]
+        if len(prepared) > 1 and copies(self.session) and self._copyable(prepared):
+            # Every column is given or made in Python: the rows as stored are known here, so
+            # they are copied in and need not be read back.
+            return await insert_new(self.session, self.table, prepared)  # type: ignore[return-value]
         groups: dict[frozenset[str], list[int]] = {}
         for position, row in enumerate(prepared):
             groups.setdefault(frozenset(row), []).append(position)
@@ -180,6 +184,24 @@ class TenantRepository:
             for position, row in zip(positions, result.mappings().all(), strict=True):
                 out[position] = row
         return out
+
+    def _copyable(self, rows: Sequence[dict[str, Any]]) -> bool:
+        """Rows that share their keys, in a table whose every other column has its default made
+        in Python (none left to the server, none computed)."""
+        keys = rows[0].keys()
+        if any(row.keys() != keys for row in rows):
+            return False
+        if any(c.key not in keys for c in self.table.primary_key):  # a key the server would make
+            return False
+        return all(
+            c.key in keys
+            or (
+                c.server_default is None
+                and c.computed is None
+                and (c.default is None or c.default.is_scalar or c.default.is_callable)
+            )
+            for c in self.table.columns
+        )
 
     async def update(
         self,

@@ -22,12 +22,12 @@ Rows come back as plain dicts (what `RowMapping` offers the services: `row["x"]`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import BindParameter, Table, bindparam
+from sqlalchemy import BindParameter, Table, bindparam, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.base import Executable
@@ -69,16 +69,23 @@ class _Result:
         return dict(zip(self.keys, row, strict=True))
 
 
-async def _on_driver(source: LeanSource, sql: str, args: Any, method: str) -> Any:
+async def _on_driver(
+    source: LeanSource, sql: str, args: Any, method: str, copy: CopyPlan | None = None
+) -> Any:
     """Run one statement on the driver connection `source` lends (`method`: fetchrow, fetch,
-    execute or executemany); the engine's own statement hooks still see what runs (tests,
-    tracing), and the driver's errors come out as SQLAlchemy would raise them."""
-    many = method == "executemany"
+    execute, executemany, or copy with `copy`'s table and columns); the engine's own statement
+    hooks still see what runs (tests, tracing), and the driver's errors come out as SQLAlchemy
+    would raise them."""
+    many = method in ("executemany", "copy")
     listeners = source.db.engine.sync_engine.dispatch.before_cursor_execute
     for listener in listeners or ():
         listener(None, None, sql, args if many else tuple(args), None, many)
     try:
         async with source.lean_driver() as driver:
+            if copy is not None:
+                return await driver.copy_records_to_table(
+                    copy.table, records=args, columns=copy.columns
+                )
             if many:
                 return await driver.executemany(sql, args)
             return await getattr(driver, method)(sql, *args)
@@ -191,6 +198,98 @@ class Query:
             return
         plan = self._plan(source.db.engine.dialect)
         await _on_driver(source, plan.sql, [plan.args(p) for p in params], "executemany")
+
+
+@dataclass(frozen=True)
+class CopyPlan:
+    """How rows with these keys are copied into a table: every column given or with a default
+    made in Python (an id, a time, an empty list), each value bound as SQLAlchemy would bind it."""
+
+    table: str
+    columns: tuple[str, ...]
+    given: tuple[str, ...]
+    generated: tuple[tuple[str, Callable[[], Any]], ...]
+    null: tuple[str, ...]  # left out, no default anywhere: stored as NULL
+    bind: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def of(cls, table: Table, keys: tuple[str, ...], dialect: Dialect) -> CopyPlan:
+        unknown = set(keys) - set(table.c.keys())
+        if unknown:
+            raise ValueError(f"{table.name} has no column {sorted(unknown)}")
+        generated = tuple(
+            (c.key, _default_maker(c.default, c))
+            for c in table.columns
+            if c.key not in keys and c.default is not None
+        )
+        columns = (*keys, *(name for name, _ in generated))
+        return cls(
+            table=table.name,
+            columns=columns,
+            given=keys,
+            generated=generated,
+            null=tuple(
+                c.key
+                for c in table.columns
+                if c.key not in columns and c.server_default is None and c.computed is None
+            ),
+            bind=tuple(
+                table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in columns
+            ),
+        )
+
+    def full_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """The row as it will be stored: the values given, the defaults made here, the NULLs
+        (columns the server fills are not known here)."""
+        values = {name: row[name] for name in self.given}
+        for name, make in self.generated:
+            values[name] = make()
+        for name in self.null:
+            values[name] = None
+        return values
+
+    def record(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            value if process is None else process(value)
+            for value, process in zip((values[n] for n in self.columns), self.bind, strict=True)
+        )
+
+    @property
+    def sql(self) -> str:  # what the statement hooks are shown
+        return f"COPY {self.table} ({', '.join(self.columns)}) FROM STDIN (FORMAT binary)"
+
+
+_COPY_PLANS: dict[tuple[str, str, tuple[str, ...]], CopyPlan] = {}
+
+
+def copies(session: AsyncSession) -> bool:
+    """Whether `insert_new` copies on this session (PostgreSQL, on the lent driver connection)."""
+    source: LeanSource | None = session.info.get(LEAN)
+    return source is not None and source.db.engine.dialect.name == "postgresql"
+
+
+async def insert_new(
+    session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """New rows, all with the same keys, written for their effect: on PostgreSQL one COPY on the
+    lent driver connection (a bulk write's records, events and search documents: a fraction of a
+    batched INSERT's cost on both sides), elsewhere one batched INSERT. A row that breaks a
+    constraint fails the whole COPY, as it would the INSERT. Returns the rows as stored (the
+    defaults made in Python filled in) when copied; the rows given otherwise."""
+    if not rows:
+        return []
+    source: LeanSource | None = session.info.get(LEAN)
+    if source is None or source.db.engine.dialect.name != "postgresql":
+        await session.execute(insert(table), [dict(r) for r in rows])
+        return [dict(r) for r in rows]
+    dialect = source.db.engine.dialect
+    keys = tuple(rows[0])
+    plan = _COPY_PLANS.get((dialect.name, table.name, keys))
+    if plan is None:
+        plan = _COPY_PLANS[(dialect.name, table.name, keys)] = CopyPlan.of(table, keys, dialect)
+    stored = [plan.full_row(row) for row in rows]
+    await _on_driver(source, plan.sql, [plan.record(v) for v in stored], "copy", plan)
+    return stored
 
 
 def bound(table: Table, names: Iterable[str]) -> dict[Any, BindParameter[Any]]:

@@ -537,9 +537,10 @@ class DealService(RecordService):
         names = await self.repo.party_names(row["contact_id"], row["company_id"])
         await super().reindex({**row, **names})  # type: ignore[arg-type]
 
-    async def reindex_many(self, rows: Sequence[RowMapping]) -> None:
+    async def reindex_many(self, rows: Sequence[RowMapping], *, fresh: bool = False) -> None:
         names = await self.repo.party_names_many(rows)
-        await super().reindex_many([{**row, **n} for row, n in zip(rows, names, strict=True)])
+        named = [{**row, **n} for row, n in zip(rows, names, strict=True)]
+        await super().reindex_many(named, fresh=fresh)
 
     # -- where a deal sits ----------------------------------------------------------------------
     async def _default_pipeline(self) -> RowMapping:

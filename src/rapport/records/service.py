@@ -496,10 +496,11 @@ class RecordService(ABC):
             principal=self.principal,
         )
         if self.searchable and reindex:
-            await self.reindex_many(rows)
+            await self.reindex_many(rows, fresh=verb == "created")
 
-    async def reindex_many(self, rows: Sequence[RowMapping]) -> None:
-        """Search documents of many rows in one batched upsert (the last row of a record wins)."""
+    async def reindex_many(self, rows: Sequence[RowMapping], *, fresh: bool = False) -> None:
+        """Search documents of many rows in one batched upsert (the last row of a record wins);
+        `fresh`: the records were just created and have none yet."""
         latest = {row["id"]: row for row in rows}
         documents = []
         for row in latest.values():
@@ -520,6 +521,7 @@ class RecordService(ABC):
             workspace_id=self.workspace_id,
             resource=self.resource,
             documents_=documents,
+            fresh=fresh,
         )
 
     async def delete(self, record_id: uuid.UUID, expected: int | None) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.types import Boolean
 
 from rapport.core.clock import utcnow
 from rapport.core.listing import escape_like
-from rapport.core.sql import Query, bound, values_of
+from rapport.core.sql import Query, bound, insert_new, values_of
 from rapport.search.models import SearchDocument
 
 documents = SearchDocument.__table__
@@ -122,15 +122,19 @@ async def index_many(
     documents_: Sequence[
         tuple[uuid.UUID, str, str | None, list[str | None], list[str | None], bool]
     ],
+    fresh: bool = False,
 ) -> None:
     """Upsert many documents in one batched statement: `(record_id, title, subtitle, parts,
-    phones, deleted)` each (bulk writes and reindexing)."""
+    phones, deleted)` each (bulk writes and reindexing). `fresh`: the records were just created,
+    so none has a document yet and they are copied in rather than upserted."""
     rows = [
         _document(workspace_id, resource, record_id, title, subtitle, parts, phones, deleted)
         for record_id, title, subtitle, parts, phones, deleted in documents_
     ]
     if len(rows) == 1:
         await _ONE[_dialect(session)].run(session, **values_of(rows[0]))
+    elif rows and fresh:
+        await insert_new(session, documents, rows)
     elif rows:
         await _ONE[_dialect(session)].run_many(session, [values_of(row) for row in rows])
 
