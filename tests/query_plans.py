@@ -79,6 +79,8 @@ def _sql_literal(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
+    if isinstance(value, list | tuple):  # an array parameter
+        return "'{" + ",".join(str(v) for v in value) + "}'"
     return "'" + str(value).replace("'", "''") + "'"
 
 

@@ -130,6 +130,23 @@ class TestBuildEntries:
         )
         assert rows[0]["changes"] == {"amount": {"from": 10, "to": 20}}
 
+    def test_records_the_batch_creates_need_no_stored_base(self):
+        """A created record has nothing before it: no lookup of earlier entries and no wait
+        for earlier events (a bulk create's batch needs neither); any other record does."""
+        a, b, c = new_id(), new_id(), new_id()
+        batch = [
+            event("contact.created", {"id": str(a), "version": 1}, a),
+            event("contact.updated", {"id": str(a), "version": 2}, a),
+            event("contact.updated", {"id": str(b), "version": 7}, b),
+            event("contact.merged", {"id": str(c), "loser_ids": [str(a)]}, c),
+        ]
+        workspace = uuid.UUID(int=1)
+        assert service.bases_needed(batch) == [
+            service.RecordKey(workspace, "contact", b),
+            service.RecordKey(workspace, "contact", c),
+        ]
+        assert service.bases_needed(batch[:2]) == []
+
 
 class TestSubscriber:
     async def test_secrets_in_any_event_are_never_stored(self, app, client, database):

@@ -104,3 +104,74 @@ def test_any_text_gets_the_libraries_verdict(value):
     plain = plain_email(value)
     if plain is not None:
         assert plain == library(value)
+
+
+PHONE_FORMATS = ["({a}) {b}-{c}", "({a}){b}-{c}", "{a}-{b}-{c}", "{a}.{b}.{c}", "{a} {b} {c}",
+                 "{a}{b}{c}", "{a}{b}-{c}", "1 {a} {b} {c}", "+1 {a} {b} {c}", "({a} {b}-{c}",
+                 "{a}) {b}-{c}", " {a}-{b}-{c}", "{a}-{b}-{c} ", "{a}-{b}-{c} x12"]  # fmt: skip
+
+
+def phone_library(raw: str) -> str | None:
+    """What phonenumbers alone makes of a number in the default region (None: refused)."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(raw, "US")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def assert_library_form(raw: str) -> None:
+    """phone_e164 gives what phonenumbers gives, and refuses what it refuses."""
+    from rapport.core.values import phone_e164
+
+    expected = phone_library(raw)
+    if expected is None:
+        with pytest.raises(ValueError):
+            phone_e164(raw)
+    else:
+        assert phone_e164(raw) == expected
+
+
+PHONE_EDGES = [
+    "(011) 234-5678", "011-234-5678", "0112345678", "011.234.5678", "1 979 236 1958",
+    "+1 979 236 1958", "(179) 123 4567", "0234567890", "(979) 236-19580", "979-236-195",
+    "(979)-236-1958", "979--236-1958", "(979) 236 - 1958", "+44 20 7946 0958",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", PHONE_EDGES)
+def test_edge_numbers_get_the_libraries_form(raw):
+    assert_library_form(raw)
+
+
+def test_everyday_us_numbers_take_the_pattern(monkeypatch):
+    from rapport.core import values
+
+    def no_library(raw, region):  # noqa: ANN001
+        raise AssertionError("parsed by phonenumbers")
+
+    monkeypatch.setattr(values, "_e164", no_library)
+    assert values.phone_e164("(979) 236-1958") == "+19792361958"
+    assert values.phone_e164("979.236.1958") == "+19792361958"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.sampled_from(PHONE_FORMATS),
+    st.text(alphabet="0123456789", min_size=3, max_size=3),
+    st.text(alphabet="0123456789", min_size=3, max_size=3),
+    st.text(alphabet="0123456789", min_size=4, max_size=4),
+)
+def test_generated_numbers_get_the_libraries_form(template, a, b, c):
+    assert_library_form(template.format(a=a, b=b, c=c))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet="0123456789()-. +x", max_size=16))
+def test_any_digits_get_the_libraries_form(raw):
+    if raw.strip():
+        assert_library_form(raw)

@@ -90,6 +90,7 @@ EXTRAS: dict[str, frozenset[str]] = {
     "lead.status_changed": frozenset({"from_status", "to_status", "activity_id"}),
     "deal.stage_changed": frozenset({"from_stage_id", "to_stage_id", "changed_at"}),
 }
+CREATED = "created"
 MERGED = "merged"
 ERASED = "erased"
 
@@ -193,8 +194,18 @@ def touches(events: Sequence[DomainEvent]) -> list[Touch]:
 
 
 def bases_needed(events: Sequence[DomainEvent]) -> list[RecordKey]:
-    """The records the batch touches, whose previous state its diffs start from."""
-    return list(dict.fromkeys(t.key for t in touches(events) if t.key is not None))
+    """The records the batch touches, whose previous state its diffs start from: not those the
+    batch creates (nothing came before their creation, so there is neither a state to read nor
+    an earlier event to wait for; a bulk create's batch needs no lookup at all)."""
+    first: dict[RecordKey, Touch] = {}
+    for touch in touches(events):
+        if touch.key is not None:
+            first.setdefault(touch.key, touch)
+    return [
+        key
+        for key, touch in first.items()
+        if touch.position > 0 or split_type(touch.event.type)[1] != CREATED
+    ]
 
 
 def build_entries(

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Uuid, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.core import jobs
@@ -34,6 +35,7 @@ from rapport.core.clock import utcnow
 from rapport.core.db import Database
 from rapport.core.events import TABLE as EVENTS
 from rapport.core.observability import log
+from rapport.core.sql import Query
 
 
 @dataclass(frozen=True)
@@ -176,13 +178,7 @@ class Relay:
                         ],
                         now=self.now(),
                     )
-            stamp = self.now()
-            for workspace_id, ids in _by_workspace(batch).items():
-                await session.execute(
-                    update(EVENTS)
-                    .where(EVENTS.c.workspace_id == workspace_id, EVENTS.c.id.in_(ids))
-                    .values(dispatched_at=stamp)
-                )
+            await _mark_dispatched(session, [e.id for e in batch], self.now())
         for listener in self.registry.listeners:
             try:
                 await listener(batch)
@@ -200,11 +196,34 @@ class Relay:
         return total
 
 
-def _by_workspace(batch: list[DomainEvent]) -> dict[uuid.UUID, list[uuid.UUID]]:
-    grouped: dict[uuid.UUID, list[uuid.UUID]] = {}
-    for event in batch:
-        grouped.setdefault(event.workspace_id, []).append(event.id)
-    return grouped
+# The batch's events, found through ix_event_pending (they are pending until this statement):
+# one statement of one shape for any batch. On PostgreSQL the ids are one array parameter; as
+# an IN list of a workspace's ids, the prepared statement's generic plan read the whole
+# workspace's events through the primary key and filtered them (100 ms for 500 of 41,000).
+_MARK = {
+    "postgresql": Query(
+        update(EVENTS)
+        .where(
+            EVENTS.c.id == any_(bindparam("ids", type_=ARRAY(Uuid))),
+            EVENTS.c.dispatched_at.is_(None),
+        )
+        .values(dispatched_at=bindparam("stamp"))
+    ),
+}
+
+
+async def _mark_dispatched(
+    session: AsyncSession, ids: Sequence[uuid.UUID], stamp: datetime
+) -> None:
+    mark = _MARK.get(session.bind.dialect.name if session.bind is not None else "")
+    if mark is not None:
+        await mark.run(session, ids=list(ids), stamp=stamp)
+        return
+    await session.execute(
+        update(EVENTS)
+        .where(EVENTS.c.id.in_(ids), EVENTS.c.dispatched_at.is_(None))
+        .values(dispatched_at=stamp)
+    )
 
 
 REDELIVER = "outbox.redeliver"

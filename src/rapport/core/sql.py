@@ -210,7 +210,7 @@ class CopyPlan:
     given: tuple[str, ...]
     generated: tuple[tuple[str, Callable[[], Any]], ...]
     null: tuple[str, ...]  # left out, no default anywhere: stored as NULL
-    bind: tuple[Callable[[Any], Any] | None, ...]
+    bind: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column index, processor), where any
 
     @classmethod
     def of(cls, table: Table, keys: tuple[str, ...], dialect: Dialect) -> CopyPlan:
@@ -234,7 +234,9 @@ class CopyPlan:
                 if c.key not in columns and c.server_default is None and c.computed is None
             ),
             bind=tuple(
-                table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in columns
+                (i, process)
+                for i, n in enumerate(columns)
+                if (process := table.c[n].type.dialect_impl(dialect).bind_processor(dialect))
             ),
         )
 
@@ -248,11 +250,11 @@ class CopyPlan:
             values[name] = None
         return values
 
-    def record(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            value if process is None else process(value)
-            for value, process in zip((values[n] for n in self.columns), self.bind, strict=True)
-        )
+    def record(self, values: Mapping[str, Any]) -> list[Any]:
+        record = [values[n] for n in self.columns]
+        for index, process in self.bind:
+            record[index] = process(record[index])
+        return record
 
     @property
     def sql(self) -> str:  # what the statement hooks are shown

@@ -59,10 +59,21 @@ def normalise_email(value: str) -> str:
     return info.normalized.lower()
 
 
+# A North American number written the everyday way ("(979) 236-1958", "979-236-1958",
+# "979.236.1958", "9792361958"), area code not starting with 0 or 1, in the default region: its
+# E.164 form is "+1" and its ten digits, which is what phonenumbers (about 50 µs a number) makes
+# of it. Every other number goes to phonenumbers (tests/core/test_values.py holds them together).
+_PLAIN_US_PHONE = re.compile(r"(?:\(([2-9]\d\d)\) ?|([2-9]\d\d)[ .-]?)(\d{3})[ .-]?(\d{4})")
+
+
 def phone_e164(raw: str | None, region: str = DEFAULT_PHONE_REGION) -> str | None:
     """The E.164 form of a phone number as typed ("(979) 236-1958" → "+19792361958")."""
     if raw is None or not raw.strip():
         return None
+    if region == "US":
+        match = _PLAIN_US_PHONE.fullmatch(raw)
+        if match is not None:
+            return "+1" + (match[1] or match[2]) + match[3] + match[4]
     return _e164(raw, region)
 
 
