@@ -348,6 +348,44 @@ class TestLeanWrites:
         assert again.status_code == 409
         assert again.json()["error"]["details"][0]["existing_id"]
 
+    async def test_a_create_lets_the_unique_index_find_the_emails_holder(self, client, database):
+        """No look-up before the INSERT: it skips a row whose email a live contact holds, and only
+        then is the holder looked up, to name it in the 409. Nothing else is written."""
+        from sqlalchemy import event as sa_event
+
+        admin = await register(client)
+        first = await client.post(
+            "/api/v1/contacts", json={"first_name": "A", "email": "Held@Example.com"},
+            headers=admin.headers,
+        )  # fmt: skip
+        seen: list[str] = []
+
+        def record(_c, _cur, statement, *_):  # noqa: ANN001, ANN002
+            seen.append(" ".join(statement.split()))
+
+        engine = database.engine.sync_engine
+        sa_event.listen(engine, "before_cursor_execute", record)
+        try:
+            fresh = await client.post(
+                "/api/v1/contacts", json={"first_name": "B", "email": "free@example.com"},
+                headers=admin.headers,
+            )  # fmt: skip
+            fresh_statements = list(seen)
+            seen.clear()
+            again = await client.post(
+                "/api/v1/contacts", json={"first_name": "C", "email": "held@example.COM"},
+                headers=admin.headers,
+            )  # fmt: skip
+        finally:
+            sa_event.remove(engine, "before_cursor_execute", record)
+        assert fresh.status_code == 201
+        assert not [s for s in fresh_statements if s.startswith("SELECT contact.id FROM contact")]
+        assert again.status_code == 409, again.text
+        assert again.json()["error"]["details"][0]["existing_id"] == first.json()["data"]["id"]
+        assert not [s for s in seen if s.startswith(("INSERT INTO event", "INSERT INTO search"))]
+        listed = await client.get("/api/v1/contacts?search=held", headers=admin.headers)
+        assert [c["id"] for c in listed.json()["data"]] == [first.json()["data"]["id"]]
+
     async def test_a_failed_statement_undoes_the_whole_write(self, client, database):
         uow, repo = await self._repo(client, database)
         try:

@@ -68,6 +68,10 @@ class Contact(RecordMixin, SoftDeleteMixin, UserFacingMixin, Base):
     last_activity_at: Mapped[datetime | None]
 
 
+# Email is unique among a workspace's live contacts: a create lets this index find the holder.
+LIVE_EMAIL = next(i for i in Contact.__table__.indexes if i.name == "uq_contact_live_email")
+
+
 class ContactCompany(Base):
     """A contact works with a company in a role; many-to-many, readable from both sides."""
 

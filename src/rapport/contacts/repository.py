@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     ColumnElement,
+    Index,
     Select,
     String,
     and_,
@@ -283,6 +284,9 @@ class ContactRepository(DuplicateQueries, TenantRepository):
         row = await self._named(await super().insert(values))
         assert row is not None
         return row
+
+    async def insert_unless_held(self, values: dict[str, Any], unique: Index) -> RowMapping | None:
+        return await self._named(await super().insert_unless_held(values, unique))
 
     async def update(
         self,

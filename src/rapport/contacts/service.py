@@ -36,6 +36,7 @@ from rapport.contacts.errors import (
     InvalidMerge,
     LinkNotFound,
 )
+from rapport.contacts.models import LIVE_EMAIL
 from rapport.contacts.repository import (
     COMPANY_REFERENCES,
     CONTACT_DUPLICATE_KEYS,
@@ -393,8 +394,12 @@ class ContactService(RecordService):
             raise CompanyNotFound()
 
     # -- writes ----------------------------------------------------------------------------------
-    async def prepare_create(self, body: ContactCreate, **_options: Any) -> dict[str, Any]:
-        await self._check_email(body.email)
+    async def prepare_create(
+        self, body: ContactCreate, *, email_checked: bool = True, **_options: Any
+    ) -> dict[str, Any]:
+        """`email_checked=False`: the caller lets the INSERT find a live holder of the email."""
+        if email_checked:
+            await self._check_email(body.email)
         await self.check_member(body.owner_id, "owner_id")
         await self._check_company(body.primary_company_id)
         values = body.model_dump(exclude={"address", "custom_fields"})
@@ -408,7 +413,11 @@ class ContactService(RecordService):
             self._emails.move(values["id"], None, values["email"])
 
     async def create(self, body: ContactCreate) -> RowMapping:
-        row = await self.repo.insert(await self.prepare_create(body))
+        values = await self.prepare_create(body, email_checked=False)
+        row = await self.repo.insert_unless_held(values, LIVE_EMAIL)
+        if row is None:  # a live contact holds the email: name it
+            await self._check_email(values["email"])
+            raise ContactEmailTaken()  # released since: the client may simply try again
         await self.after_created([row])
         return row
 

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     ColumnElement,
     Delete,
+    Index,
     Select,
     Table,
     Update,
@@ -23,6 +24,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement, Executable
@@ -126,10 +129,37 @@ class TenantRepository:
             query = _QUERIES[full] = Query(build())
         return query
 
-    async def insert(self, values: dict[str, Any]) -> RowMapping:
+    def _new_row(self, values: dict[str, Any]) -> dict[str, Any]:
         now = utcnow()
         row = {"id": new_id(), "created_at": now, "updated_at": now, "version": 1, **values}
         row["workspace_id"] = self.workspace_id
+        return row
+
+    async def insert_unless_held(self, values: dict[str, Any], unique: Index) -> RowMapping | None:
+        """A new row, unless another row already holds its values of this unique (partial)
+        index: None then, and nothing written. The index answers in the INSERT itself, so a
+        create needs no look-up first (the transaction goes on, unlike after a violation)."""
+        row = self._new_row(values)
+        table, names = self.table, tuple(row)
+        dialect = self.session.bind.dialect.name if self.session.bind is not None else "sqlite"
+
+        def build() -> Executable:
+            builder = pg_insert if dialect == "postgresql" else sqlite_insert
+            return (
+                builder(table)
+                .values(bound(table, names))
+                .on_conflict_do_nothing(
+                    index_elements=[c.key for c in unique.columns],
+                    index_where=unique.dialect_options[dialect]["where"],
+                )
+                .returning(table)
+            )
+
+        query = self._prebuilt(("insert_unless_held", unique.name, dialect, names), build)
+        return await query.first(self.session, **values_of(row))  # type: ignore[return-value]
+
+    async def insert(self, values: dict[str, Any]) -> RowMapping:
+        row = self._new_row(values)
         table = self.table
         if _has_expressions(row):
             stmt = insert(table).values(row).returning(table)
