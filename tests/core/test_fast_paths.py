@@ -386,6 +386,43 @@ class TestLeanWrites:
         listed = await client.get("/api/v1/contacts?search=held", headers=admin.headers)
         assert [c["id"] for c in listed.json()["data"]] == [first.json()["data"]["id"]]
 
+    async def test_a_patch_names_the_unchanged_company_from_its_read(self, client, database):
+        """A PATCH reads the contact (its company's name with it), then writes it: the name is
+        not looked up again unless the company changes."""
+        from sqlalchemy import event as sa_event
+
+        admin = await register(client)
+        companies = [
+            (
+                await client.post("/api/v1/companies", json={"name": n}, headers=admin.headers)
+            ).json()["data"]["id"]
+            for n in ("Acme", "Globex")
+        ]
+        contact = await client.post(
+            "/api/v1/contacts", json={"first_name": "A", "primary_company_id": companies[0]},
+            headers=admin.headers,
+        )  # fmt: skip
+        url = f"/api/v1/contacts/{contact.json()['data']['id']}"
+        seen: list[str] = []
+
+        def record(_c, _cur, statement, *_):  # noqa: ANN001, ANN002
+            seen.append(" ".join(statement.split()))
+
+        engine = database.engine.sync_engine
+        sa_event.listen(engine, "before_cursor_execute", record)
+        try:
+            same = await client.patch(url, json={"job_title": "CTO"}, headers=admin.headers)
+            lookups_same = [s for s in seen if s.startswith("SELECT company.name")]
+            moved = await client.patch(
+                url, json={"primary_company_id": companies[1]}, headers=admin.headers
+            )
+        finally:
+            sa_event.remove(engine, "before_cursor_execute", record)
+        assert same.json()["data"]["company_name"] == "Acme" and not lookups_same
+        assert moved.json()["data"]["company_name"] == "Globex"
+        got = await client.get(url, headers=admin.headers)
+        assert got.json()["data"]["company_name"] == "Globex"
+
     async def test_a_failed_statement_undoes_the_whole_write(self, client, database):
         uow, repo = await self._repo(client, database)
         try:

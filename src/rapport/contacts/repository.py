@@ -27,6 +27,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -271,13 +272,30 @@ class ContactRepository(DuplicateQueries, TenantRepository):
         """Whole rows come with `company_name` (a correlated subquery, same statement)."""
         return (t, COMPANY_NAME)
 
+    def __init__(self, session: AsyncSession, workspace_id: uuid.UUID) -> None:
+        super().__init__(session, workspace_id)
+        # Company names read with a contact in this request: a PATCH reads the contact, then
+        # writes it, and names its unchanged company from here instead of looking it up again.
+        self._company_names: dict[Any, str | None] = {}
+
+    async def get(
+        self, record_id: uuid.UUID, *, include_deleted: bool = False
+    ) -> RowMapping | None:
+        row = await super().get(record_id, include_deleted=include_deleted)
+        if row is not None and row["primary_company_id"] is not None:
+            self._company_names[row["primary_company_id"]] = row["company_name"]
+        return row
+
     async def _named(self, row: RowMapping | None) -> RowMapping | None:
         """A written row (RETURNING cannot correlate) with its `company_name` looked up."""
         if row is None:
             return None
         name = None
         if (company_id := row["primary_company_id"]) is not None:
-            name = await CompanyRepository(self.session, self.workspace_id).name(company_id)
+            if company_id in self._company_names:
+                name = self._company_names[company_id]
+            else:
+                name = await CompanyRepository(self.session, self.workspace_id).name(company_id)
         return {**row, "company_name": name}  # type: ignore[return-value]
 
     async def insert(self, values: dict[str, Any]) -> RowMapping:
