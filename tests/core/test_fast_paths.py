@@ -17,6 +17,7 @@ from rapport.core.routing import static_prefixes
 from rapport.core.security import KeyRing, TokenError
 from rapport.notifications.repository import NotificationRepository
 from tests.factories import register
+from tests.query_plans import captured
 
 
 class TestRouterGates:
@@ -283,29 +284,19 @@ class TestLeanWrites:
     async def test_many_new_rows_read_as_they_were_stored(self, client, database, backend):
         """A bulk insert is copied in on PostgreSQL and not read back: the rows it returns must
         be what a read of them gives, defaults and NULLs included."""
-        from sqlalchemy import event as sa_event
-
         uow, repo = await self._repo(client, database)
-        seen: list[str] = []
-
-        def record(_c, _cur, statement, *_):  # noqa: ANN001, ANN002
-            seen.append(statement)
-
-        engine = database.engine.sync_engine
-        sa_event.listen(engine, "before_cursor_execute", record)
         try:
-            rows = await repo.insert_returning(
-                [
-                    {"first_name": "Ada", "status": "new", "email": "ada@example.com"},
-                    {"first_name": "Bob", "status": "lead", "email": None},
-                ]
-            )
+            with captured(database, "COPY contact ") as copies:
+                rows = await repo.insert_returning(
+                    [
+                        {"first_name": "Ada", "status": "new", "email": "ada@example.com"},
+                        {"first_name": "Bob", "status": "lead", "email": None},
+                    ]
+                )
             await uow.commit()
         finally:
-            sa_event.remove(engine, "before_cursor_execute", record)
             await uow.close()
-        copied = any(s.startswith("COPY contact ") for s in seen)
-        assert copied == (backend == "postgres")
+        assert bool(copies) == (backend == "postgres")
         reader = UnitOfWork(database, write=False)
         try:
             reread = ContactRepository(reader.session, repo.workspace_id)
@@ -351,46 +342,31 @@ class TestLeanWrites:
     async def test_a_create_lets_the_unique_index_find_the_emails_holder(self, client, database):
         """No look-up before the INSERT: it skips a row whose email a live contact holds, and only
         then is the holder looked up, to name it in the 409. Nothing else is written."""
-        from sqlalchemy import event as sa_event
-
         admin = await register(client)
         first = await client.post(
             "/api/v1/contacts", json={"first_name": "A", "email": "Held@Example.com"},
             headers=admin.headers,
         )  # fmt: skip
-        seen: list[str] = []
-
-        def record(_c, _cur, statement, *_):  # noqa: ANN001, ANN002
-            seen.append(" ".join(statement.split()))
-
-        engine = database.engine.sync_engine
-        sa_event.listen(engine, "before_cursor_execute", record)
-        try:
+        with captured(database, "SELECT contact.id FROM contact") as lookups:
             fresh = await client.post(
                 "/api/v1/contacts", json={"first_name": "B", "email": "free@example.com"},
                 headers=admin.headers,
             )  # fmt: skip
-            fresh_statements = list(seen)
-            seen.clear()
+        with captured(database, "INSERT INTO") as inserts:
             again = await client.post(
                 "/api/v1/contacts", json={"first_name": "C", "email": "held@example.COM"},
                 headers=admin.headers,
             )  # fmt: skip
-        finally:
-            sa_event.remove(engine, "before_cursor_execute", record)
-        assert fresh.status_code == 201
-        assert not [s for s in fresh_statements if s.startswith("SELECT contact.id FROM contact")]
+        assert fresh.status_code == 201 and not lookups
         assert again.status_code == 409, again.text
         assert again.json()["error"]["details"][0]["existing_id"] == first.json()["data"]["id"]
-        assert not [s for s in seen if s.startswith(("INSERT INTO event", "INSERT INTO search"))]
+        assert [i.sql.split()[2] for i in inserts] == ["contact"]  # no event, no document
         listed = await client.get("/api/v1/contacts?search=held", headers=admin.headers)
         assert [c["id"] for c in listed.json()["data"]] == [first.json()["data"]["id"]]
 
     async def test_a_patch_names_the_unchanged_company_from_its_read(self, client, database):
         """A PATCH reads the contact (its company's name with it), then writes it: the name is
         not looked up again unless the company changes."""
-        from sqlalchemy import event as sa_event
-
         admin = await register(client)
         companies = [
             (
@@ -403,22 +379,12 @@ class TestLeanWrites:
             headers=admin.headers,
         )  # fmt: skip
         url = f"/api/v1/contacts/{contact.json()['data']['id']}"
-        seen: list[str] = []
-
-        def record(_c, _cur, statement, *_):  # noqa: ANN001, ANN002
-            seen.append(" ".join(statement.split()))
-
-        engine = database.engine.sync_engine
-        sa_event.listen(engine, "before_cursor_execute", record)
-        try:
+        with captured(database, "SELECT company.name FROM company") as lookups:
             same = await client.patch(url, json={"job_title": "CTO"}, headers=admin.headers)
-            lookups_same = [s for s in seen if s.startswith("SELECT company.name")]
-            moved = await client.patch(
-                url, json={"primary_company_id": companies[1]}, headers=admin.headers
-            )
-        finally:
-            sa_event.remove(engine, "before_cursor_execute", record)
-        assert same.json()["data"]["company_name"] == "Acme" and not lookups_same
+        moved = await client.patch(
+            url, json={"primary_company_id": companies[1]}, headers=admin.headers
+        )
+        assert same.json()["data"]["company_name"] == "Acme" and not lookups
         assert moved.json()["data"]["company_name"] == "Globex"
         got = await client.get(url, headers=admin.headers)
         assert got.json()["data"]["company_name"] == "Globex"
