@@ -430,3 +430,41 @@ async def test_events_stay_pending_until_dispatched(client: Any, relay_db: Datab
             )
         ).all()
     assert rows and all(r[0] is None for r in rows)
+
+
+async def test_in_process_jobs_never_take_more_than_half_the_pool(
+    relay_db: Database, database_url: str
+) -> None:
+    """A burst of due jobs (a failed batch queues one redelivery per event) runs a few at a
+    time: each in-process job holds a pooled connection, and requests need the rest."""
+    settings = base_settings(
+        database_url=database_url, db_pool_size=4, outbox_poll_seconds=30, jobs_poll_seconds=30
+    )
+    background = Background(settings, relay_db)
+    assert background.capacity == 2
+    running, most, done = 0, 0, asyncio.Event()
+    finished: list[str] = []
+
+    @jobs.handler("t.bounded")
+    async def job(ctx: jobs.JobContext) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+        finished.append(ctx.payload["n"])
+        if len(finished) == 12:
+            done.set()
+
+    async with relay_db.write_sessions() as session, session.begin():
+        await jobs.enqueue_many(session, "t.bounded", [(None, {"n": str(i)}) for i in range(12)])
+    await background.start()
+    try:
+        background.wake()
+        await asyncio.wait_for(done.wait(), timeout=10)
+    finally:
+        jobs.registry.kinds.pop("t.bounded", None)
+        await background.stop()
+        relay_db.on_events_committed.remove(background.wake)
+    assert sorted(finished, key=int) == [str(i) for i in range(12)]
+    assert most == 2

@@ -59,9 +59,21 @@ class Background:
         self.runner = JobRunner(db, now=now, services=self.services)
         self.broker = broker or make_broker(settings)
         runner = self.runner
+        # In process, each kicked job is a task of its own holding a pooled connection: the
+        # scheduler claims only as many as there are free slots, half the pool at most, so a
+        # burst of due jobs (a failed batch's redeliveries, 500 at once) never starves requests
+        # of connections. A worker process is bounded by its receiver (`worker_concurrency`).
+        self._bounded = isinstance(self.broker, InMemoryBroker)
+        self.capacity = max(1, min(settings.worker_concurrency, settings.db_pool_size // 2))
+        self.running = 0
 
         async def run_job(job_id: str) -> None:
-            await runner.execute(uuid.UUID(job_id))
+            try:
+                await runner.execute(uuid.UUID(job_id))
+            finally:
+                if self._bounded:
+                    self.running -= 1
+                    self._jobs_wake.set()  # a slot is free
 
         self._kick = self.broker.task(task_name=RUN_JOB)(run_job)
         self._wake = asyncio.Event()  # the relay's: events were committed
@@ -137,10 +149,17 @@ class Background:
 
     async def _scheduler_loop(self) -> None:
         async def claim_and_kick() -> int:
-            ids = await self.runner.claim()
+            limit = self.runner.batch
+            if self._bounded:
+                limit = min(limit, self.capacity - self.running)
+                if limit <= 0:
+                    return 0  # a finishing job wakes the loop
+            ids = await self.runner.claim(limit)
             for job_id in ids:
+                if self._bounded:
+                    self.running += 1
                 await self._kick.kiq(str(job_id))
-            return len(ids)
+            return len(ids) if len(ids) < limit else self.runner.batch  # full: look again
 
         await self._loop(
             claim_and_kick,
