@@ -147,6 +147,51 @@ async def test_a_failing_subscriber_does_not_hold_back_the_others(
     assert len(mine(healthy.seen, account)) == 2  # the healthy one never saw a repeat
 
 
+async def test_a_deadlocked_subscriber_gives_the_whole_batch_back(
+    client: Any, relay_db: Database
+) -> None:
+    """Two relays' audit waits can deadlock; the victim's batch is rolled back whole and relayed
+    again, instead of one redelivery job per event of the batch."""
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError
+
+    account = await register(client)
+    ids = await create_contacts(client, account, 3)
+    registry = SubscriberRegistry()
+    healthy = Recorder()
+    victim_calls = 0
+
+    async def victim(ctx: RelayContext, events: list[DomainEvent]) -> None:
+        nonlocal victim_calls
+        victim_calls += 1
+        if victim_calls == 1:
+            raise DBAPIError("SELECT", None, asyncpg.exceptions.DeadlockDetectedError("deadlock"))
+
+    registry.subscriber("healthy", "contact.*")(healthy)
+    registry.subscriber("victim", "contact.*")(victim)
+    relay = Relay(relay_db, registry=registry)
+    assert await relay.run_once() == 0  # given back
+    async with relay_db.write_sessions() as session:
+        pending = await session.execute(
+            select(EVENTS.c.id).where(
+                EVENTS.c.dispatched_at.is_(None),
+                EVENTS.c.resource_id.in_([uuid.UUID(i) for i in ids]),
+            )
+        )
+        assert len(pending.all()) == 3
+        queued = await session.execute(
+            select(jobs.TABLE.c.id).where(
+                jobs.TABLE.c.kind == REDELIVER,
+                jobs.TABLE.c.workspace_id == uuid.UUID(account.workspace_id),
+            )
+        )
+        assert not [r for r in queued.all()]
+    assert await relay.run_all() >= 3
+    assert victim_calls == 2
+    # The healthy subscriber ran in the rolled-back transaction too (its writes went with it).
+    assert [str(e.resource_id) for e in mine(healthy.seen, account)] == ids + ids
+
+
 def _redeliver_with(registry: SubscriberRegistry) -> jobs.Handler:
     """The production redeliver handler, resolving subscribers from a test registry."""
 

@@ -38,3 +38,11 @@ def driver_error(statement: str | None, params: Any, exc: Exception) -> DBAPIErr
     if sqlstate.startswith("23"):
         return IntegrityError(statement, params, exc)
     return DBAPIError(statement, params, exc)
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """Whether PostgreSQL chose this transaction as a deadlock's victim (SQLSTATE 40P01): what it
+    did is rolled back and may simply be done again."""
+    if isinstance(exc, DBAPIError):
+        exc = exc.orig  # type: ignore[assignment]
+    return str(getattr(exc, "sqlstate", None) or "") == "40P01"

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rapport.core import jobs
 from rapport.core.clock import utcnow
 from rapport.core.db import Database
+from rapport.core.dberrors import is_deadlock
 from rapport.core.events import TABLE as EVENTS
 from rapport.core.observability import log
 from rapport.core.sql import Query
@@ -145,7 +146,19 @@ class Relay:
         self.batch = batch
 
     async def run_once(self) -> int:
-        """Dispatch one batch of pending events; returns how many were dispatched."""
+        """Dispatch one batch of pending events; returns how many were dispatched.
+
+        A subscriber that PostgreSQL picks as a deadlock's victim (two relays' audit waits can
+        each hold what the other waits for) fails nothing: the whole batch is rolled back and
+        stays pending for the next run, while the other relay goes on. Only other failures are
+        the subscriber's own, redelivered event by event."""
+        try:
+            return await self._run_batch()
+        except _Deadlock:
+            log.info("relay_deadlock_retry")
+            return 0
+
+    async def _run_batch(self) -> int:
         pick = (
             select(EVENTS)
             .where(EVENTS.c.dispatched_at.is_(None))
@@ -168,6 +181,8 @@ class Relay:
                     async with session.begin_nested():
                         await sub.handle(ctx, wanted)
                 except Exception as exc:  # noqa: BLE001 - isolated: retried alone, below
+                    if is_deadlock(exc):
+                        raise _Deadlock() from exc
                     log.warning("subscriber_failed", subscriber=sub.name, error=repr(exc)[:500])
                     await jobs.enqueue_many(
                         session,
@@ -194,6 +209,10 @@ class Relay:
                 break
             total += n
         return total
+
+
+class _Deadlock(Exception):
+    """A subscriber lost a deadlock: the relay's whole batch is given back."""
 
 
 # The batch's events, found through ix_event_pending (they are pending until this statement):
