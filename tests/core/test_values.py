@@ -108,7 +108,9 @@ def test_any_text_gets_the_libraries_verdict(value):
 
 PHONE_FORMATS = ["({a}) {b}-{c}", "({a}){b}-{c}", "{a}-{b}-{c}", "{a}.{b}.{c}", "{a} {b} {c}",
                  "{a}{b}{c}", "{a}{b}-{c}", "1 {a} {b} {c}", "+1 {a} {b} {c}", "({a} {b}-{c}",
-                 "{a}) {b}-{c}", " {a}-{b}-{c}", "{a}-{b}-{c} ", "{a}-{b}-{c} x12"]  # fmt: skip
+                 "{a}) {b}-{c}", " {a}-{b}-{c}", "{a}-{b}-{c} ", "{a}-{b}-{c} x12",
+                 "+1{a}{b}{c}", "+1-{a}-{b}-{c}", "+1.{a}.{b}.{c}", "+1 ({a}) {b}-{c}",
+                 "+1({a}){b}{c}", "+11{a}{b}{c}", "+1  {a} {b} {c}", "+ 1 {a} {b} {c}"]  # fmt: skip
 
 
 def phone_library(raw: str) -> str | None:
@@ -140,6 +142,7 @@ PHONE_EDGES = [
     "(011) 234-5678", "011-234-5678", "0112345678", "011.234.5678", "1 979 236 1958",
     "+1 979 236 1958", "(179) 123 4567", "0234567890", "(979) 236-19580", "979-236-195",
     "(979)-236-1958", "979--236-1958", "(979) 236 - 1958", "+44 20 7946 0958",
+    "+1 011 234 5678", "+10112345678", "+1 179 123 4567", "+1979236195", "+197923619580",
 ]  # fmt: skip
 
 
@@ -157,6 +160,7 @@ def test_everyday_us_numbers_take_the_pattern(monkeypatch):
     monkeypatch.setattr(values, "_e164", no_library)
     assert values.phone_e164("(979) 236-1958") == "+19792361958"
     assert values.phone_e164("979.236.1958") == "+19792361958"
+    assert values.phone_e164("+19792361958") == "+19792361958"
 
 
 @settings(max_examples=3000, deadline=None)

@@ -60,10 +60,13 @@ def normalise_email(value: str) -> str:
 
 
 # A North American number written the everyday way ("(979) 236-1958", "979-236-1958",
-# "979.236.1958", "9792361958"), area code not starting with 0 or 1, in the default region: its
-# E.164 form is "+1" and its ten digits, which is what phonenumbers (about 50 µs a number) makes
-# of it. Every other number goes to phonenumbers (tests/core/test_values.py holds them together).
-_PLAIN_US_PHONE = re.compile(r"(?:\(([2-9]\d\d)\) ?|([2-9]\d\d)[ .-]?)(\d{3})[ .-]?(\d{4})")
+# "979.236.1958", "9792361958", or any of them after "+1", as in "+19792361958"), area code not
+# starting with 0 or 1, in the default region: its E.164 form is "+1" and its ten digits, which
+# is what phonenumbers (about 50 µs a number) makes of it. Every other number goes to
+# phonenumbers (tests/core/test_values.py holds them together).
+_PLAIN_US_PHONE = re.compile(
+    r"(?:\+1[ .-]?)?(?:\(([2-9]\d\d)\) ?|([2-9]\d\d)[ .-]?)(\d{3})[ .-]?(\d{4})"
+)
 
 
 def phone_e164(raw: str | None, region: str = DEFAULT_PHONE_REGION) -> str | None:
