@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.audit.models import AuditEntry
+from rapport.core.db import dialect_name
 from rapport.core.events import TABLE as EVENTS
 from rapport.core.listing import RANGE, Filter, Listing, Sort
 from rapport.core.repository import TenantRepository
@@ -74,7 +75,7 @@ class AuditWriter:
 
     @property
     def dialect(self) -> str:
-        return self.session.bind.dialect.name if self.session.bind is not None else "sqlite"
+        return dialect_name(self.session)
 
     async def wait_for_earlier_events(self, keys: Sequence[RecordKey], last: uuid.UUID) -> None:
         """Wait until no other relay still holds an earlier event of these records.

@@ -32,6 +32,11 @@ READ_OPTION = "rapport_read"
 WAKE = "rapport_wake"  # session.info flag: this transaction recorded events or queued jobs
 
 
+def dialect_name(session: AsyncSession) -> str:
+    """The session's database: "postgresql" or "sqlite" (unbound sessions are SQLite's)."""
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
 def _unicode_lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 

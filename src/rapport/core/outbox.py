@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.core import jobs
 from rapport.core.clock import utcnow
-from rapport.core.db import Database
+from rapport.core.db import Database, dialect_name
 from rapport.core.dberrors import is_deadlock
 from rapport.core.events import TABLE as EVENTS
 from rapport.core.observability import log
@@ -234,7 +234,7 @@ _MARK = {
 async def _mark_dispatched(
     session: AsyncSession, ids: Sequence[uuid.UUID], stamp: datetime
 ) -> None:
-    mark = _MARK.get(session.bind.dialect.name if session.bind is not None else "")
+    mark = _MARK.get(dialect_name(session))
     if mark is not None:
         await mark.run(session, ids=list(ids), stamp=stamp)
         return

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement, Executable
 
 from rapport.core.clock import utcnow
+from rapport.core.db import dialect_name
 from rapport.core.ids import new_id
 from rapport.core.listing import Listing, ListParams, Page
 from rapport.core.sql import Query, bound, copies, insert_new, rows, values_of
@@ -141,7 +142,7 @@ class TenantRepository:
         create needs no look-up first (the transaction goes on, unlike after a violation)."""
         row = self._new_row(values)
         table, names = self.table, tuple(row)
-        dialect = self.session.bind.dialect.name if self.session.bind is not None else "sqlite"
+        dialect = dialect_name(self.session)
 
         def build() -> Executable:
             builder = pg_insert if dialect == "postgresql" else sqlite_insert

@@ -280,10 +280,10 @@ async def insert_new(
     defaults made in Python filled in) when copied; the rows given otherwise."""
     if not rows:
         return []
-    source: LeanSource | None = session.info.get(LEAN)
-    if source is None or source.db.engine.dialect.name != "postgresql":
+    if not copies(session):
         await session.execute(insert(table), [dict(r) for r in rows])
         return [dict(r) for r in rows]
+    source: LeanSource = session.info[LEAN]
     dialect = source.db.engine.dialect
     keys = tuple(rows[0])
     plan = _COPY_PLANS.get((dialect.name, table.name, keys))

@@ -16,6 +16,7 @@ from rapport.activities.models import Activity
 from rapport.companies.repository import CompanyRepository
 from rapport.contacts.repository import ContactRepository
 from rapport.core.clock import utcnow
+from rapport.core.db import dialect_name
 from rapport.core.ids import new_id
 from rapport.core.listing import (
     EQUALITY,
@@ -107,7 +108,7 @@ HISTORY_LISTING = Listing(
 
 
 def _dialect_insert(session: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    dialect = dialect_name(session)
     return pg_insert if dialect == "postgresql" else sqlite_insert
 
 

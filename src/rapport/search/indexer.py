@@ -21,6 +21,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import Boolean
 
 from rapport.core.clock import utcnow
+from rapport.core.db import dialect_name
 from rapport.core.listing import escape_like
 from rapport.core.sql import Query, bound, insert_new, values_of
 from rapport.search.models import SearchDocument
@@ -94,10 +95,6 @@ _COLUMNS = (
 _ONE = {d: Query(_upsert(d, bound(documents, _COLUMNS))) for d in ("postgresql", "sqlite")}
 
 
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind is not None else "sqlite"
-
-
 async def index(
     session: AsyncSession,
     *,
@@ -111,7 +108,7 @@ async def index(
     deleted: bool = False,
 ) -> None:
     values = _document(workspace_id, resource, record_id, title, subtitle, parts, phones, deleted)
-    await _ONE[_dialect(session)].run(session, **values_of(values))
+    await _ONE[dialect_name(session)].run(session, **values_of(values))
 
 
 async def index_many(
@@ -132,11 +129,11 @@ async def index_many(
         for record_id, title, subtitle, parts, phones, deleted in documents_
     ]
     if len(rows) == 1:
-        await _ONE[_dialect(session)].run(session, **values_of(rows[0]))
+        await _ONE[dialect_name(session)].run(session, **values_of(rows[0]))
     elif rows and fresh:
         await insert_new(session, documents, rows)
     elif rows:
-        await _ONE[_dialect(session)].run_many(session, [values_of(row) for row in rows])
+        await _ONE[dialect_name(session)].run_many(session, [values_of(row) for row in rows])
 
 
 async def remove(
