@@ -30,7 +30,7 @@ from rapport.core.http import BodyMiddleware, RequestContextMiddleware, UnitOfWo
 from rapport.core.idempotency import IdempotencyMiddleware, IdempotencyStore
 from rapport.core.observability import configure_logging, log
 from rapport.core.ratelimit import RateLimiter, RateLimitMiddleware
-from rapport.core.routing import document_security, include
+from rapport.core.routing import document_security, include, install_route_index
 from rapport.core.security import KeyRing, PasswordHasher
 from rapport.identity.authenticator import IdentityAuthenticator
 from rapport.identity.service import Security
@@ -234,4 +234,5 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     include(app.router, ops_router)
     include_api(app.router)
     document_security(app, oauth2_scheme)
+    install_route_index(app)
     return app

@@ -8,22 +8,29 @@ checks every successful response against the route's declared response model.
 
 from __future__ import annotations
 
-import email.message
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
 from fastapi import params as fastapi_params
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute, APIRouter, iter_route_contexts
+from fastapi.routing import (
+    APIRoute,
+    APIRouter,
+    _effective_route_context_var,
+    iter_route_contexts,
+)
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.convertors import StringConvertor
 from starlette.routing import Match, get_route_path
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from rapport.core.auth import Principal
 from rapport.core.errors import BadRequest, PreconditionFailed, Unauthorized, UnsupportedMediaType
 from rapport.core.security import bearer_token
+from rapport.core.solver import compile_route, is_json
 
 PUBLIC: dict[str, Any] = {"security": []}
 BODY_METHODS = frozenset({"POST", "PATCH", "PUT"})
@@ -47,15 +54,6 @@ async def authenticate(request: Request) -> Principal:
     return principal
 
 
-def _is_json(content_type: str) -> bool:
-    message = email.message.Message()
-    message["content-type"] = content_type
-    if message.get_content_maintype() != "application":
-        return False
-    subtype = message.get_content_subtype()
-    return subtype == "json" or subtype.endswith("+json")
-
-
 def _body_params(dependant: Dependant) -> list[Any]:
     """Body fields of a route and of all its sub-dependencies (e.g. an OAuth2 form)."""
     found = list(dependant.body_params)
@@ -71,6 +69,10 @@ class ContractRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        source = self._effective()
+        plan = compile_route(source.dependant, source._embed_body_fields)
+        if plan is not None:
+            handler = plan.handler(handler, source.dependency_overrides_provider)
         public = self.is_public
         body_params = _body_params(self.dependant)
         accepts_form = any(isinstance(f.field_info, fastapi_params.Form) for f in body_params)
@@ -85,7 +87,7 @@ class ContractRoute(APIRoute):
                 media = content_type.split(";", 1)[0].strip().lower()
                 sent_body = bool(request.scope.get("state", {}).get("body"))
                 if (content_type or sent_body) and not (
-                    _is_json(content_type) or (accepts_form and media in FORM_TYPES)
+                    is_json(content_type) or (accepts_form and media in FORM_TYPES)
                 ):
                     raise UnsupportedMediaType(
                         "Send the body as application/x-www-form-urlencoded."
@@ -98,6 +100,12 @@ class ContractRoute(APIRoute):
             return response
 
         return contract_handler
+
+    def _effective(self) -> Any:
+        """What FastAPI builds this route's handler from: the route as an included router
+        sees it (its dependencies with the router's), else the route itself."""
+        context = _effective_route_context_var.get()
+        return context if context is not None and context.original_route is self else self
 
     _adapter: TypeAdapter[Any] | None = None
 
@@ -133,6 +141,96 @@ class ContractRouter(APIRouter):
         if self.gate is not None and not get_route_path(scope).startswith(self.gate):
             return Match.NONE, {}
         return super().matches(scope)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    literals: tuple[tuple[int, str], ...]  # (segment index, text) the path must have
+    context: Any  # a RouteContext
+    api: bool  # a FastAPI route: matched and called here; else through its own matches()
+
+
+class RouteIndex:
+    """The ASGI app inside the router's middleware: finds the route serving a request by its
+    path's shape, where FastAPI tries every route of every included router in turn (twice per
+    router: once to match, once to handle) at a cost that grows with the number of routes.
+
+    Routes are grouped by their number of path segments; within a group they keep their order,
+    so the route chosen is the one Starlette would choose (the first matching both path and
+    method). A FastAPI route is then served as its router would serve it: its path parameters,
+    endpoint and route in the scope, and the app FastAPI built for it (with its included
+    router's dependencies) called. Anything the index cannot settle (no route, a method not
+    allowed, a path with a trailing slash to redirect, a route with a `path` parameter or a
+    mount) goes to the router itself, unchanged.
+    """
+
+    def __init__(self, router: APIRouter) -> None:
+        self.router = router
+        self.fallback = router.app
+        self.size = -1
+        self.groups: dict[int, tuple[_Entry, ...]] = {}
+        self.anywhere = False  # a route whose segment count varies: the router decides
+
+    def _build(self) -> None:
+        groups: dict[int, list[_Entry]] = {}
+        self.anywhere = False
+        for context in iter_route_contexts(self.router.routes):
+            path = context.path_format
+            convertors = getattr(context, "param_convertors", None) or {}
+            if path is None or any(type(c) is not StringConvertor for c in convertors.values()):
+                self.anywhere = True
+                continue
+            segments = path.split("/")
+            literals = tuple((i, s) for i, s in enumerate(segments) if "{" not in s)
+            api = isinstance(context.original_route, APIRoute) and hasattr(context, "app")
+            groups.setdefault(len(segments), []).append(_Entry(literals, context, api))
+        self.groups = {size: tuple(entries) for size, entries in groups.items()}
+        self.size = len(self.router.routes)
+
+    def lookup(self, scope: Scope) -> tuple[Any, dict[str, Any]] | None:
+        """The FastAPI route context serving this HTTP request and its path parameters, or
+        None when the router is to decide."""
+        if self.size != len(self.router.routes):
+            self._build()
+        if self.anywhere:
+            return None
+        path = get_route_path(scope)
+        segments = path.split("/")
+        method = scope["method"]
+        for entry in self.groups.get(len(segments), ()):
+            if any(segments[i] != text for i, text in entry.literals):
+                continue
+            context = entry.context
+            if not entry.api:
+                if context.original_route.matches(scope)[0] is Match.FULL:
+                    return None  # not a FastAPI route: the router serves it
+                continue
+            found = context.path_regex.match(path)
+            if found is None or method not in context.methods:
+                continue
+            convertors = context.param_convertors
+            params = dict(scope.get("path_params") or ())
+            for name, value in found.groupdict().items():
+                params[name] = convertors[name].convert(value)
+            return context, params
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = self.lookup(scope) if scope["type"] == "http" else None
+        if found is None:
+            await self.fallback(scope, receive, send)
+            return
+        context, params = found
+        scope.setdefault("router", self.router)
+        scope["path_params"] = params
+        scope["endpoint"] = context.endpoint
+        scope["route"] = context.original_route
+        await context.app(scope, receive, send)
+
+
+def install_route_index(app: Any) -> None:
+    """Serve `app`'s requests through a `RouteIndex` (after its routes are all included)."""
+    app.router.middleware_stack = RouteIndex(app.router)
 
 
 def static_prefixes(paths: list[str]) -> tuple[str, ...]:
