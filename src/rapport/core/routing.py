@@ -146,8 +146,13 @@ class ContractRouter(APIRouter):
 @dataclass(frozen=True, slots=True)
 class _Entry:
     literals: tuple[tuple[int, str], ...]  # (segment index, text) the path must have
-    context: Any  # a RouteContext
+    route: Any  # the route as declared
     api: bool  # a FastAPI route: matched and called here; else through its own matches()
+    regex: Any = None
+    methods: frozenset[str] = frozenset()
+    convertors: dict[str, Any] | None = None
+    endpoint: Any = None
+    app: Any = None  # what FastAPI built to serve the route where it is included
 
 
 class RouteIndex:
@@ -171,7 +176,7 @@ class RouteIndex:
         self.groups: dict[int, tuple[_Entry, ...]] = {}
         self.anywhere = False  # a route whose segment count varies: the router decides
 
-    def _build(self) -> None:
+    def rebuild(self) -> None:
         groups: dict[int, list[_Entry]] = {}
         self.anywhere = False
         for context in iter_route_contexts(self.router.routes):
@@ -182,16 +187,28 @@ class RouteIndex:
                 continue
             segments = path.split("/")
             literals = tuple((i, s) for i, s in enumerate(segments) if "{" not in s)
-            api = isinstance(context.original_route, APIRoute) and hasattr(context, "app")
-            groups.setdefault(len(segments), []).append(_Entry(literals, context, api))
+            route = context.original_route
+            entry = _Entry(literals, route, api=False)
+            if isinstance(route, APIRoute) and getattr(context, "app", None) is not None:
+                entry = _Entry(
+                    literals,
+                    route,
+                    api=True,
+                    regex=context.path_regex,
+                    methods=frozenset(context.methods or ()),
+                    convertors=dict(convertors),
+                    endpoint=context.endpoint,
+                    app=context.app,
+                )
+            groups.setdefault(len(segments), []).append(entry)
         self.groups = {size: tuple(entries) for size, entries in groups.items()}
         self.size = len(self.router.routes)
 
-    def lookup(self, scope: Scope) -> tuple[Any, dict[str, Any]] | None:
-        """The FastAPI route context serving this HTTP request and its path parameters, or
-        None when the router is to decide."""
+    def lookup(self, scope: Scope) -> tuple[_Entry, dict[str, Any]] | None:
+        """The FastAPI route serving this HTTP request and its path parameters, or None when
+        the router is to decide."""
         if self.size != len(self.router.routes):
-            self._build()
+            self.rebuild()
         if self.anywhere:
             return None
         path = get_route_path(scope)
@@ -200,19 +217,18 @@ class RouteIndex:
         for entry in self.groups.get(len(segments), ()):
             if any(segments[i] != text for i, text in entry.literals):
                 continue
-            context = entry.context
             if not entry.api:
-                if context.original_route.matches(scope)[0] is Match.FULL:
+                if entry.route.matches(scope)[0] is Match.FULL:
                     return None  # not a FastAPI route: the router serves it
                 continue
-            found = context.path_regex.match(path)
-            if found is None or method not in context.methods:
+            found = entry.regex.match(path)
+            if found is None or method not in entry.methods:
                 continue
-            convertors = context.param_convertors
+            convertors = entry.convertors
             params = dict(scope.get("path_params") or ())
             for name, value in found.groupdict().items():
                 params[name] = convertors[name].convert(value)
-            return context, params
+            return entry, params
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -220,17 +236,19 @@ class RouteIndex:
         if found is None:
             await self.fallback(scope, receive, send)
             return
-        context, params = found
+        entry, params = found
         scope.setdefault("router", self.router)
         scope["path_params"] = params
-        scope["endpoint"] = context.endpoint
-        scope["route"] = context.original_route
-        await context.app(scope, receive, send)
+        scope["endpoint"] = entry.endpoint
+        scope["route"] = entry.route
+        await entry.app(scope, receive, send)
 
 
 def install_route_index(app: Any) -> None:
     """Serve `app`'s requests through a `RouteIndex` (after its routes are all included)."""
-    app.router.middleware_stack = RouteIndex(app.router)
+    index = RouteIndex(app.router)
+    index.rebuild()  # FastAPI builds each included route's app here, not on a first request
+    app.router.middleware_stack = index
 
 
 def static_prefixes(paths: list[str]) -> tuple[str, ...]:
