@@ -151,20 +151,29 @@ class ActivityListing(Listing):
 
     then: ClassVar[dict[str, ColumnElement[Any]]] = {"occurred_at": t.c.created_at}
 
-    def apply_page(self, stmt: Select[Any], params: ListParams) -> Select[Any]:
+    def apply_page(
+        self, stmt: Select[Any], params: ListParams, *, bound: bool = False
+    ) -> Select[Any]:
         second = self.then.get(params.sort_by)
         if second is None:
-            return super().apply_page(stmt, params)
+            return super().apply_page(stmt, params, bound=bound)
         first = self.sorts[params.sort_by].expression
         keys = tuple_(first, second, self.id_column)
         if params.cursor is not None:
-            (value, then), row_id = params.cursor
-            bound = tuple_(
-                literal(value, first.type),
-                literal(then, second.type),
-                literal(row_id, self.id_column.type),
-            )
-            stmt = stmt.where(keys > bound if params.sort_order == "asc" else keys < bound)
+            if bound:
+                after = tuple_(
+                    bindparam("cursor_value", type_=first.type),
+                    bindparam("cursor_then", type_=second.type),
+                    bindparam("cursor_id", type_=self.id_column.type),
+                )
+            else:
+                (value, then), row_id = params.cursor
+                after = tuple_(
+                    literal(value, first.type),
+                    literal(then, second.type),
+                    literal(row_id, self.id_column.type),
+                )
+            stmt = stmt.where(keys > after if params.sort_order == "asc" else keys < after)
         direction = "asc" if params.sort_order == "asc" else "desc"
         stmt = stmt.order_by(
             *(getattr(col, direction)() for col in (first, second, self.id_column))
@@ -172,6 +181,12 @@ class ActivityListing(Listing):
         return stmt.add_columns(first.label(SORT_KEY), second.label(THEN_KEY)).limit(
             params.limit + 1
         )
+
+    def page_values(self, params: ListParams) -> dict[str, Any]:
+        if params.sort_by not in self.then or params.cursor is None:
+            return super().page_values(params)
+        (value, then), row_id = params.cursor
+        return {"cursor_value": value, "cursor_then": then, "cursor_id": row_id}
 
     def page(self, rows: Sequence[Any], params: ListParams) -> Page:
         if params.sort_by not in self.then:

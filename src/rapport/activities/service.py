@@ -27,7 +27,7 @@ from rapport.activities.repository import (
 from rapport.activities.schemas import LINKS, ActivityBulkUpdate, ActivityCreate, ActivityUpdate
 from rapport.core.clock import utcnow
 from rapport.core.errors import PreconditionFailed, ValidationFailed
-from rapport.core.listing import ListParams, Page
+from rapport.core.listing import Condition, ListParams, Page
 from rapport.records.service import Change, RecordService, SearchDoc
 
 FIELDS = (
@@ -91,7 +91,7 @@ class ActivityService(RecordService):
         include_deleted = params.include_deleted and self.principal.is_admin
         if not await repo.exists(record_id, include_deleted=include_deleted):
             raise TimelineRecordNotFound(field.removesuffix("_id"))
-        params.filters.append(self.repo.table.c[field] == record_id)
+        params.filters.append(Condition(self.repo.table.c[field], "eq", record_id))
         return await self.list(params)
 
     # -- bookkeeping on the records an activity names -------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import inspect
+import operator
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from typing import Any, Literal
 
 import orjson
 from fastapi import Query, Request
-from sqlalchemy import ColumnElement, Select, func, or_, tuple_
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, tuple_
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from rapport.core.errors import ValidationFailed
@@ -98,6 +99,52 @@ PARSERS: dict[type, Callable[[str], Any]] = {
 }
 
 
+@dataclass(frozen=True, eq=False)
+class Condition:
+    """`column op value` (op: eq, gt, gte, lt, lte, or in with a list): a listing condition
+    whose SQL does not depend on its values, so a listing made only of such conditions is
+    built and compiled once per shape (`TenantRepository.list`). It stands for its SQL
+    expression wherever SQLAlchemy takes one (`.where(condition)`)."""
+
+    column: ColumnElement[Any]
+    op: str
+    value: Any
+
+    @property
+    def shape(self) -> tuple[int, str, int]:
+        # Filter columns live as long as the process (module-level listings and tables).
+        return (id(self.column), self.op, len(self.value) if self.op == "in" else 1)
+
+    def values(self, name: str) -> dict[str, Any]:
+        """The values of `bound(name)`'s parameters."""
+        if self.op == "in":
+            return {f"{name}_{i}": v for i, v in enumerate(self.value)}
+        return {name: self.value}
+
+    def bound(self, name: str) -> ColumnElement[bool]:
+        """The condition with its values as named parameters, for a statement built once."""
+        kind = self.column.type
+        if self.op == "in":
+            return self.column.in_(
+                [bindparam(f"{name}_{i}", type_=kind) for i in range(len(self.value))]
+            )
+        return _OPERATORS[self.op](self.column, bindparam(name, type_=kind))
+
+    def __clause_element__(self) -> ColumnElement[bool]:
+        if self.op == "in":
+            return self.column.in_(self.value)
+        return _OPERATORS[self.op](self.column, self.value)
+
+
+_OPERATORS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+    "eq": operator.eq,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+
+
 @dataclass(frozen=True)
 class Filter:
     """A filterable field: its column, value type and the operators it accepts."""
@@ -126,19 +173,10 @@ class Filter:
         except (ValueError, TypeError, OverflowError) as exc:
             raise ValueError(f"is not a valid {self.type.__name__}") from exc
 
-    def clause(self, op: str, value: Any) -> ColumnElement[bool]:
+    def clause(self, op: str, value: Any) -> ColumnElement[bool] | Condition:
         if self.builder is not None:
             return self.builder(op, value if op == "in" else [value])
-        col = self.column
-        if op == "in":
-            return col.in_(value)
-        return {
-            "eq": col.__eq__,
-            "gt": col.__gt__,
-            "gte": col.__ge__,
-            "lt": col.__lt__,
-            "lte": col.__le__,
-        }[op](value)
+        return Condition(self.column, op, value)
 
 
 def tag_filter(column: ColumnElement[Any]) -> Filter:
@@ -167,7 +205,7 @@ class ListParams:
     search: str | None = None
     include_total: bool = False
     include_deleted: bool = False
-    filters: list[ColumnElement[bool]] = field(default_factory=list)
+    filters: list[ColumnElement[bool] | Condition] = field(default_factory=list)
     # `cf.<name>[op]=value` filters, resolved against the custom field definitions by the service.
     custom_filters: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -361,8 +399,8 @@ class Listing:
 
     def parse_filters(
         self, items: Sequence[tuple[str, str]], user_id: uuid.UUID | None
-    ) -> list[ColumnElement[bool]]:
-        clauses: list[ColumnElement[bool]] = []
+    ) -> list[ColumnElement[bool] | Condition]:
+        clauses: list[ColumnElement[bool] | Condition] = []
         errors: list[dict[str, Any]] = []
         if sum(1 for key, _ in items if key not in self.reserved) > MAX_FILTERS:
             raise ValidationFailed(
@@ -437,17 +475,24 @@ class Listing:
         pattern = f"%{escape_like(term.lower())}%"
         return or_(*(func.lower(col).like(pattern, escape="\\") for col in self.search_columns))
 
-    def where(self, params: ListParams) -> list[ColumnElement[bool]]:
+    def where(self, params: ListParams) -> list[ColumnElement[bool] | Condition]:
         clauses = list(params.filters)
         if params.search and (self.search_columns or self.search_builder):
             clauses.append(self.search_clause(params.search))
         return clauses
 
-    def apply_page(self, stmt: Select[Any], params: ListParams) -> Select[Any]:
+    def apply_page(
+        self, stmt: Select[Any], params: ListParams, *, bound: bool = False
+    ) -> Select[Any]:
+        """Order, cursor and limit; `bound`: as named parameters (`page_values`), for a
+        statement built once per shape."""
         sort = self.sorts[params.sort_by].expression
         keys = tuple_(sort, self.id_column)
         if params.cursor is not None:
             value, row_id = params.cursor
+            if bound:
+                value = bindparam("cursor_value", type_=sort.type)
+                row_id = bindparam("cursor_id", type_=self.id_column.type)
             after = (
                 keys > tuple_(value, row_id)
                 if params.sort_order == "asc"
@@ -458,7 +503,16 @@ class Listing:
             stmt = stmt.order_by(sort.asc(), self.id_column.asc())
         else:
             stmt = stmt.order_by(sort.desc(), self.id_column.desc())
+        # The limit stays in the SQL even when bound: a prepared statement's generic plan,
+        # not knowing it, may sort every matching row instead of reading an index in order.
         return stmt.add_columns(sort.label(SORT_KEY)).limit(params.limit + 1)
+
+    def page_values(self, params: ListParams) -> dict[str, Any]:
+        """The values of a bound `apply_page`'s parameters."""
+        values: dict[str, Any] = {}
+        if params.cursor is not None:
+            values["cursor_value"], values["cursor_id"] = params.cursor
+        return values
 
     def page(self, rows: Sequence[Any], params: ListParams) -> Page:
         """Cut the limit+1 rows fetched by an `apply_page` statement down to one page."""

@@ -7,6 +7,7 @@ RETURNING so a create or an update is a single statement.
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -33,11 +34,15 @@ from sqlalchemy.sql import ClauseElement, Executable
 from rapport.core.clock import utcnow
 from rapport.core.db import dialect_name
 from rapport.core.ids import new_id
-from rapport.core.listing import Listing, ListParams, Page
+from rapport.core.listing import Condition, Listing, ListParams, Page
 from rapport.core.sql import Query, bound, copies, insert_new, rows, values_of
 
 # (repository class, statement, include_deleted) → the statement built once
 _QUERIES: dict[tuple[type, str, bool], Query] = {}
+# (repository class, listing shape) → its page statement; filters make shapes a client can vary
+# at will, so the least recently used go past this many.
+_PAGES: OrderedDict[tuple[Any, ...], Query] = OrderedDict()
+MAX_PAGE_SHAPES = 1000
 
 
 def _has_expressions(values: dict[str, Any]) -> bool:
@@ -111,16 +116,57 @@ class TenantRepository:
         query = self._by_id("exists", include_deleted)
         return await query.first(self.session, **self._scope_values(), id=record_id) is not None
 
-    async def list(self, listing: Listing, params: ListParams, *extra: ColumnElement[bool]) -> Page:
+    async def list(
+        self, listing: Listing, params: ListParams, *extra: ColumnElement[bool] | Condition
+    ) -> Page:
         where = [*listing.where(params), *extra]
-        stmt = listing.apply_page(
-            self.select(include_deleted=params.include_deleted).where(*where), params
-        )
-        page = listing.page(await rows(self.session, stmt), params)  # type: ignore[arg-type]
+        conditions = [c for c in where if isinstance(c, Condition)]
+        if len(conditions) == len(where):
+            found = await self._page_of(listing, params, conditions)
+        else:
+            stmt = listing.apply_page(
+                self.select(include_deleted=params.include_deleted).where(*where), params
+            )
+            found = await rows(self.session, stmt)
+        page = listing.page(found, params)
         if params.include_total:
             count = self.select(func.count().label("total"), include_deleted=params.include_deleted)
             page.total = (await rows(self.session, count.where(*where)))[0]["total"]
         return page
+
+    async def _page_of(
+        self, listing: Listing, params: ListParams, conditions: list[Condition]
+    ) -> list[dict[str, Any]]:
+        """A page's rows by a statement built once per shape: the listing, its sort, whether
+        it pages on from a cursor, its limit, and each condition's column and operator."""
+        shape = (
+            id(listing),
+            params.include_deleted,
+            params.sort_by,
+            params.sort_order,
+            params.cursor is not None,
+            params.limit,
+            tuple(c.shape for c in conditions),
+        )
+
+        def build() -> Executable:
+            clauses = self._scope_clauses(params.include_deleted, bound=True)
+            clauses += [c.bound(f"where_{i}") for i, c in enumerate(conditions)]
+            stmt = select(*self.row_columns()).where(*clauses)
+            return listing.apply_page(stmt, params, bound=True)
+
+        key = (type(self), *shape)
+        query = _PAGES.get(key)
+        if query is None:
+            query = _PAGES[key] = Query(build())
+            while len(_PAGES) > MAX_PAGE_SHAPES:
+                _PAGES.popitem(last=False)
+        else:
+            _PAGES.move_to_end(key)
+        values = {**self._scope_values(), **listing.page_values(params)}
+        for i, condition in enumerate(conditions):
+            values.update(condition.values(f"where_{i}"))
+        return await query.all(self.session, **values)
 
     def _prebuilt(self, key: tuple[Any, ...], build: Callable[[], Executable]) -> Query:
         """A statement of this repository built once per `key` (see `core.sql`)."""

@@ -136,12 +136,21 @@ class Query:
         plan = self._plans.get(dialect.name)
         if plan is None:
             compiled = self.stmt.compile(dialect=dialect)
-            names = tuple(compiled.positiontup or ())
+            sql, names = compiled.string, tuple(compiled.positiontup or ())
+            if compiled.literal_execute_params:
+                # Values rendered into the SQL (a constant the index expression holds): they
+                # are the statement's own, so they are rendered once, here.
+                if any(b.value is None for b in compiled.literal_execute_params):
+                    raise ValueError("a Query renders only constant values inline")
+                expanded = compiled._process_parameters_for_postcompile(
+                    compiled.construct_params(_check=False)
+                )
+                sql, names = expanded.statement, tuple(expanded.positiontup or ())
             binds = [compiled.binds[name] for name in names]
             if any(b.expanding or b.literal_execute for b in binds):
-                raise ValueError("a Query takes plain parameters (no IN lists, no inline values)")
+                raise ValueError("a Query takes plain parameters (no IN lists)")
             plan = _Plan(
-                sql=compiled.string,
+                sql=sql,
                 names=names,
                 defaults={
                     n: b.value for n, b in zip(names, binds, strict=True) if b.value is not None
