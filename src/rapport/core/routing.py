@@ -160,11 +160,12 @@ class RouteIndex:
     path's shape, where FastAPI tries every route of every included router in turn (twice per
     router: once to match, once to handle) at a cost that grows with the number of routes.
 
-    Routes are grouped by their number of path segments; within a group they keep their order,
-    so the route chosen is the one Starlette would choose (the first matching both path and
-    method). A FastAPI route is then served as its router would serve it: its path parameters,
-    endpoint and route in the scope, and the app FastAPI built for it (with its included
-    router's dependencies) called. Anything the index cannot settle (no route, a method not
+    Routes are grouped by their number of path segments and, within that, by the literal
+    segment that tells most of them apart (`/api/v1/<contacts>/{id}`); within a group they keep
+    their order, so the route chosen is the one Starlette would choose (the first matching both
+    path and method). A FastAPI route is then served as its router would serve it: its path
+    parameters, endpoint and route in the scope, and the app FastAPI built for it (with its
+    included router's dependencies) called. Anything the index cannot settle (no route, a method not
     allowed, a path with a trailing slash to redirect, a route with a `path` parameter or a
     mount) goes to the router itself, unchanged.
     """
@@ -173,7 +174,8 @@ class RouteIndex:
         self.router = router
         self.fallback = router.app
         self.size = -1
-        self.groups: dict[int, tuple[_Entry, ...]] = {}
+        # segment count → (the position routes are told apart by, or None; its text → routes)
+        self.groups: dict[int, tuple[int | None, dict[str | None, tuple[_Entry, ...]]]] = {}
         self.anywhere = False  # a route whose segment count varies: the router decides
 
     def rebuild(self) -> None:
@@ -201,7 +203,7 @@ class RouteIndex:
                     app=context.app,
                 )
             groups.setdefault(len(segments), []).append(entry)
-        self.groups = {size: tuple(entries) for size, entries in groups.items()}
+        self.groups = {size: _by_segment(entries) for size, entries in groups.items()}
         self.size = len(self.router.routes)
 
     def lookup(self, scope: Scope) -> tuple[_Entry, dict[str, Any]] | None:
@@ -214,7 +216,11 @@ class RouteIndex:
         path = get_route_path(scope)
         segments = path.split("/")
         method = scope["method"]
-        for entry in self.groups.get(len(segments), ()):
+        group = self.groups.get(len(segments))
+        if group is None:
+            return None
+        position, buckets = group
+        for entry in buckets.get(None if position is None else segments[position], ()):
             if any(segments[i] != text for i, text in entry.literals):
                 continue
             if not entry.api:
@@ -242,6 +248,23 @@ class RouteIndex:
         scope["endpoint"] = entry.endpoint
         scope["route"] = entry.route
         await entry.app(scope, receive, send)
+
+
+def _by_segment(
+    entries: list[_Entry],
+) -> tuple[int | None, dict[str | None, tuple[_Entry, ...]]]:
+    """Routes of one segment count by the text of the position where all of them have a
+    literal and that has the most different ones (None: no such position, one bucket)."""
+    literal_everywhere = set.intersection(*(set(dict(e.literals)) for e in entries))
+    if not literal_everywhere:
+        return None, {None: tuple(entries)}
+    position = max(
+        sorted(literal_everywhere), key=lambda i: len({dict(e.literals)[i] for e in entries})
+    )
+    buckets: dict[str | None, list[_Entry]] = {}
+    for entry in entries:  # in order: each bucket keeps the routes' order
+        buckets.setdefault(dict(entry.literals)[position], []).append(entry)
+    return position, {text: tuple(found) for text, found in buckets.items()}
 
 
 def install_route_index(app: Any) -> None:
