@@ -49,3 +49,16 @@ class TestCommitBeforeResponse:
         assert failed.status_code == 409
         listed = await client.get("/api/v1/tags?include_total=true", headers=admin.headers)
         assert listed.json()["meta"]["total"] == 1
+
+
+def test_log_lines_carry_the_id_of_the_request_being_served() -> None:
+    from rapport.core.envelope import request_id_var
+    from rapport.core.observability import add_request_id
+
+    assert add_request_id(None, "info", {"event": "x"}) == {"event": "x"}
+    token = request_id_var.set("req-7")
+    try:
+        assert add_request_id(None, "info", {"event": "x"})["request_id"] == "req-7"
+        assert add_request_id(None, "info", {"request_id": "own"})["request_id"] == "own"
+    finally:
+        request_id_var.reset(token)

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
-import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uuid_utils import uuid7
 
 from rapport.core.db import Database, UnitOfWork
 from rapport.core.dberrors import is_unavailable
 from rapport.core.envelope import error_response, request_id_var
-from rapport.core.ids import new_id
 from rapport.core.observability import LATENCY, REQUESTS, log
 from rapport.core.routing import route_templates
 
@@ -43,15 +43,15 @@ class RequestContextMiddleware:
         self.metrics = metrics
         self.access_log = access_log
         self.templates: dict[object, str] | None = None  # endpoint → full path, made on first use
+        self.meters: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         incoming = header(scope, b"x-request-id")
-        request_id = incoming if incoming and REQUEST_ID_PATTERN.match(incoming) else new_id().hex
-        token = request_id_var.set(request_id)
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        request_id = incoming if incoming and REQUEST_ID_PATTERN.match(incoming) else uuid7().hex
+        token = request_id_var.set(request_id)  # logs carry it (observability.add_request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         raw_id = request_id.encode()
         status = 500
@@ -82,8 +82,17 @@ class RequestContextMiddleware:
             template = self.templates.get(scope.get("endpoint"), "unmatched")
             method = scope.get("method", "")
             if self.metrics and scope.get("path") not in UNMETERED:
-                REQUESTS.labels(method, template, str(status)).inc()
-                LATENCY.labels(method, template).observe(elapsed)
+                key = (method, template, status)
+                meters = self.meters.get(key)
+                if meters is None:  # labels() takes a lock and builds its key on every call
+                    meters = (
+                        REQUESTS.labels(method, template, str(status)),
+                        LATENCY.labels(method, template),
+                    )
+                    if template != "unmatched":  # routed: a known method, a bounded set
+                        self.meters[key] = meters
+                meters[0].inc()
+                meters[1].observe(elapsed)
             if status >= 500 or self.access_log:
                 emit = log.error if status >= 500 else log.info
                 emit(
@@ -93,7 +102,6 @@ class RequestContextMiddleware:
                     status=status,
                     ms=round(elapsed * 1000, 2),
                 )
-            structlog.contextvars.unbind_contextvars("request_id")
             request_id_var.reset(token)
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from rapport.core.envelope import request_id_var
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 REQUESTS = Counter(
@@ -24,9 +27,18 @@ LATENCY = Histogram(
 )
 
 
+def add_request_id(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """The id of the request being served, on every line logged while it is."""
+    request_id = request_id_var.get()
+    if request_id:
+        event.setdefault("request_id", request_id)
+    return event
+
+
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_request_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
