@@ -112,7 +112,8 @@ class Condition:
 
     @property
     def shape(self) -> tuple[int, str, int]:
-        # Filter columns live as long as the process (module-level listings and tables).
+        # By identity: a cached statement holds its columns, so an id in a cached shape is never
+        # reused by another column while that entry lives.
         return (id(self.column), self.op, len(self.value) if self.op == "in" else 1)
 
     def values(self, name: str) -> dict[str, Any]:

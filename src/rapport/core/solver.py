@@ -244,7 +244,6 @@ def _json_invalid(exc: json.JSONDecodeError, raw: bytes) -> RequestValidationErr
 @dataclass(frozen=True)
 class RoutePlan:
     endpoint: _Node
-    embed: bool
 
     def handler(
         self,
@@ -292,4 +291,4 @@ def compile_route(dependant: Dependant, embed_body_fields: bool) -> RoutePlan | 
     node = _node(dependant, top=True)
     if node is None:
         return None
-    return RoutePlan(endpoint=node, embed=embed_body_fields)
+    return RoutePlan(endpoint=node)
