@@ -41,6 +41,13 @@ class TestMetricsAndRequestId:
         assert 'rapport_http_requests_total{method="GET",route="/api/v1/tags",status="200"}' in text
         assert "rapport_http_request_duration_seconds_bucket" in text
 
+    async def test_made_up_methods_are_counted_under_one_label(self, client):
+        for method in ("BREW", "WHEN", "X-ANY"):
+            assert (await client.request(method, "/api/v1/tags")).status_code in (401, 405)
+        text = (await client.get("/metrics")).text
+        assert 'method="other"' in text
+        assert 'method="BREW"' not in text and 'method="X-ANY"' not in text
+
     async def test_request_id_is_echoed_or_made(self, client):
         echoed = await client.get("/health", headers={"X-Request-ID": "abc-123"})
         assert echoed.headers["x-request-id"] == "abc-123"

@@ -22,6 +22,7 @@ from rapport.core.routing import route_templates
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+HTTP_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "TRACE"})
 UNMETERED = frozenset({"/health", "/ready", "/metrics"})
 # Paths whose route reads its own body as a stream (large file uploads): the body middleware
 # neither buffers nor bounds them; the route enforces its own limit. Its module adds the path.
@@ -82,15 +83,15 @@ class RequestContextMiddleware:
             template = self.templates.get(scope.get("endpoint"), "unmatched")
             method = scope.get("method", "")
             if self.metrics and scope.get("path") not in UNMETERED:
-                key = (method, template, status)
+                # A client may send any method token: the label set stays bounded.
+                label = method if method in HTTP_METHODS else "other"
+                key = (label, template, status)
                 meters = self.meters.get(key)
                 if meters is None:  # labels() takes a lock and builds its key on every call
-                    meters = (
-                        REQUESTS.labels(method, template, str(status)),
-                        LATENCY.labels(method, template),
+                    meters = self.meters[key] = (
+                        REQUESTS.labels(label, template, str(status)),
+                        LATENCY.labels(label, template),
                     )
-                    if template != "unmatched":  # routed: a known method, a bounded set
-                        self.meters[key] = meters
                 meters[0].inc()
                 meters[1].observe(elapsed)
             if status >= 500 or self.access_log:
