@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uuid_utils import uuid7
 
 from rapport.core.db import Database, UnitOfWork
 from rapport.core.dberrors import is_unavailable
 from rapport.core.envelope import error_response, request_id_var
+from rapport.core.ids import new_hex_id
 from rapport.core.observability import LATENCY, REQUESTS, log
 from rapport.core.routing import route_templates
 
@@ -51,7 +51,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = header(scope, b"x-request-id")
-        request_id = incoming if incoming and REQUEST_ID_PATTERN.match(incoming) else uuid7().hex
+        request_id = incoming if incoming and REQUEST_ID_PATTERN.match(incoming) else new_hex_id()
         token = request_id_var.set(request_id)  # logs carry it (observability.add_request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         raw_id = request_id.encode()
