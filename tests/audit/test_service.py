@@ -17,6 +17,7 @@ from rapport.audit.service import REDACTED, build_entries, diff, redact, split_t
 from rapport.core import events, outbox
 from rapport.core.events import TABLE as EVENTS
 from rapport.core.ids import new_id
+from rapport.core.jobs import TABLE as JOBS
 from rapport.core.outbox import DomainEvent, Relay, RelayContext, SubscriberRegistry
 from tests.audit.factories import API, audit_log, drain, history, stored_entries
 from tests.contacts.factories import make_contact
@@ -87,6 +88,22 @@ class TestRedaction:
             "key_hash": REDACTED,
             "api_key": REDACTED,
             "client_credentials": REDACTED,
+        }
+
+    def test_what_holds_no_secret_is_not_copied_and_the_input_is_never_changed(self):
+        plain = {"name": "Ada", "address": {"city": "Paris"}, "tags": ["a", {"b": 1}]}
+        assert redact(plain) is plain
+        mixed = {"name": "Ada", "auth": {"token": "t", "url": "u"}, "list": [{"key": "k"}, 1]}
+        out = redact(mixed)
+        assert out == {
+            "name": "Ada",
+            "auth": {"token": REDACTED, "url": "u"},
+            "list": [{"key": REDACTED}, 1],
+        }
+        assert mixed == {
+            "name": "Ada",
+            "auth": {"token": "t", "url": "u"},
+            "list": [{"key": "k"}, 1],
         }
 
     def test_event_types_split_into_resource_and_action(self):
@@ -207,6 +224,67 @@ class TestSubscriber:
             assert await service.record(session, replay[-1:]) == 1
         after = await stored_entries(database, admin.workspace_id)
         assert [e["id"] for e in after] == [e["id"] for e in before]
+
+    async def test_the_relays_own_batch_is_copied_in_on_postgresql(
+        self, app, client, database, backend
+    ):
+        admin = await register(client)
+        await make_contact(client, admin)
+        seen: list[str] = []
+
+        def hook(_c, _cur, statement, *_a):  # noqa: ANN001, ANN002, ANN202
+            seen.append(statement)
+
+        from sqlalchemy import event as sa_event
+
+        sa_event.listen(database.engine.sync_engine, "before_cursor_execute", hook)
+        try:
+            await drain(app)
+        finally:
+            sa_event.remove(database.engine.sync_engine, "before_cursor_execute", hook)
+        audit_writes = [
+            s for s in seen if "audit_entry" in s and not s.lstrip().startswith("SELECT")
+        ]
+        expected = "COPY audit_entry" if backend == "postgres" else "INSERT INTO audit_entry"
+        assert audit_writes and all(s.startswith(expected) for s in audit_writes), audit_writes
+        assert [e["action"] for e in await audit_log(client, admin)].count("created") >= 1
+
+    async def test_an_entry_that_exists_fails_the_copy_and_is_redelivered_once(
+        self, app, client, database, backend
+    ):
+        """Should a pending event's entry exist already, the fresh batch's COPY fails: the
+        subscriber's savepoint is rolled back and the event is redelivered alone, which leaves
+        the entry as it is; every event still has exactly one entry."""
+        admin = await register(client)
+        contact = await make_contact(client, admin)
+        async with database.write_sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(EVENTS).where(EVENTS.c.workspace_id == uuid.UUID(admin.workspace_id))
+                )
+            ).mappings()
+            await service.record(session, [DomainEvent.from_row(r) for r in rows])
+        before = await stored_entries(database, admin.workspace_id)
+        await make_contact(client, admin, email="second@example.com")
+        await drain(app)
+        after = await stored_entries(database, admin.workspace_id)
+        assert [e["id"] for e in after][: len(before)] == [e["id"] for e in before]
+        by_event = [(e["event_id"], e["position"]) for e in after]
+        assert len(by_event) == len(set(by_event)) == len(before) + 1
+        assert contact["id"] in {str(e["resource_id"]) for e in after}
+        async with database.read_sessions() as session:
+            redeliveries = (
+                await session.execute(
+                    select(JOBS.c.status, JOBS.c.attempts).where(JOBS.c.kind == outbox.REDELIVER)
+                )
+            ).all()
+        # On PostgreSQL the batch's COPY failed and each of its events was redelivered once,
+        # successfully; SQLite's INSERT skipped the existing entry and needed no redelivery.
+        assert all(status == "done" and attempts == 1 for status, attempts in redeliveries), (
+            redeliveries
+        )
+        if backend == "postgres":
+            assert redeliveries
 
     async def test_an_event_audited_alone_diffs_against_the_stored_state(
         self, app, client, database

@@ -1,7 +1,8 @@
 """The audit subscriber of the outbox relay: every committed event, in order, into the audit log.
 
 It runs in the relay's transaction (its entries commit with the events' dispatch, exactly once) and
-does two statements per batch, three on PostgreSQL (see `service.record`).
+does two statements per batch, three on PostgreSQL (see `service.record`). The relay's own batches
+are fresh (no entry of theirs can exist yet): on PostgreSQL their entries are copied in.
 """
 
 from __future__ import annotations
@@ -13,4 +14,4 @@ from rapport.core.outbox import DomainEvent, RelayContext
 
 @outbox.subscriber("audit", "*")
 async def audit_events(ctx: RelayContext, events: list[DomainEvent]) -> None:
-    await service.record(ctx.session, events)
+    await service.record(ctx.session, events, fresh=ctx.fresh)

@@ -19,6 +19,7 @@ from rapport.core.db import dialect_name
 from rapport.core.events import TABLE as EVENTS
 from rapport.core.listing import RANGE, Filter, Listing, Sort
 from rapport.core.repository import TenantRepository
+from rapport.core.sql import copies, insert_new
 
 a = AuditEntry.__table__
 
@@ -150,10 +151,15 @@ class AuditWriter:
                 found[key] = row.snapshot
         return found
 
-    async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
+    async def insert(self, rows: Sequence[dict[str, Any]], *, fresh: bool = False) -> None:
         """All entries of a batch in one statement; an entry already written (a replayed event)
-        is left as it is."""
+        is left as it is. `fresh` entries (none can exist yet) are copied in on PostgreSQL: a
+        duplicate would fail the COPY, and the relay would then redeliver event by event, here
+        again but not fresh."""
         if not rows:
+            return
+        if fresh and copies(self.session):
+            await insert_new(self.session, a, rows)
             return
         builder = pg_insert if self.dialect == "postgresql" else sqlite_insert
         stmt = builder(a).on_conflict_do_nothing(

@@ -103,11 +103,25 @@ def is_secret(name: str) -> bool:
 
 
 def redact(value: Any) -> Any:
-    """The value with every secret-named field's value replaced, at any depth."""
+    """The value with every secret-named field's value replaced, at any depth. What holds no
+    secret is returned as it is, not copied (payloads are only read after this)."""
     if isinstance(value, dict):
-        return {k: REDACTED if is_secret(str(k)) else redact(v) for k, v in value.items()}
+        out: dict[Any, Any] | None = None
+        for k, v in value.items():
+            if is_secret(str(k)):
+                new = REDACTED
+            elif isinstance(v, dict | list):
+                new = redact(v)
+            else:
+                continue
+            if new is not v:
+                if out is None:
+                    out = dict(value)
+                out[k] = new
+        return value if out is None else out
     if isinstance(value, list):
-        return [redact(v) for v in value]
+        items = [redact(v) if isinstance(v, dict | list) else v for v in value]
+        return value if all(n is o for n, o in zip(items, value, strict=True)) else items
     return value
 
 
@@ -150,6 +164,8 @@ def _uuid(value: Any) -> uuid.UUID | None:
     held (ids as text); None for no or no valid id."""
     if value is None or type(value) is uuid.UUID:
         return value
+    if isinstance(value, uuid.UUID):  # the driver's own
+        return uuid.UUID(int=value.int)
     try:
         return uuid.UUID(str(value))
     except ValueError:
@@ -266,9 +282,12 @@ def build_entries(
     return rows
 
 
-async def record(session: AsyncSession, events: Sequence[DomainEvent]) -> int:
+async def record(
+    session: AsyncSession, events: Sequence[DomainEvent], *, fresh: bool = False
+) -> int:
     """Audit a relayed batch: one query for the previous states, one INSERT of the entries
-    (after waiting, on PostgreSQL, for relays that hold earlier events of the same records)."""
+    (after waiting, on PostgreSQL, for relays that hold earlier events of the same records).
+    `fresh`: no entry of these events can exist yet (the relay's own batch)."""
     if not events:
         return 0
     writer = AuditWriter(session)
@@ -279,7 +298,7 @@ async def record(session: AsyncSession, events: Sequence[DomainEvent]) -> int:
     last = max(e.occurred_at for e in events)
     bases = await writer.latest_snapshots(keys, last)
     rows = build_entries(events, bases)
-    await writer.insert(rows)
+    await writer.insert(rows, fresh=fresh)
     return len(rows)
 
 

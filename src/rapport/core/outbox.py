@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.core import jobs
 from rapport.core.clock import utcnow
-from rapport.core.db import Database, dialect_name
+from rapport.core.db import Database, UnitOfWork, dialect_name
 from rapport.core.dberrors import is_deadlock
 from rapport.core.events import TABLE as EVENTS
 from rapport.core.observability import log
@@ -99,6 +99,9 @@ class RelayContext:
     session: AsyncSession
     now: Callable[[], datetime]
     services: dict[str, Any]
+    # The relay's own batch: its events are pending, so nothing a subscriber writes for them
+    # exists yet (a redelivery, after a subscriber failed, may find its earlier writes).
+    fresh: bool = False
 
 
 SubscriberFn = Callable[[RelayContext, list[DomainEvent]], Awaitable[None]]
@@ -167,39 +170,52 @@ class Relay:
         )
         if self.db.dialect == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
-        async with self.db.write_sessions() as session, session.begin():
-            rows = (await session.execute(pick)).mappings().all()
-            if not rows:
-                return 0
-            batch = [DomainEvent.from_row(r) for r in rows]
-            ctx = RelayContext(session=session, now=self.now, services=self.services)
-            for sub in self.registry.durable.values():
-                wanted = [e for e in batch if matches(sub.patterns, e.type)]
-                if not wanted:
-                    continue
-                try:
-                    async with session.begin_nested():
-                        await sub.handle(ctx, wanted)
-                except Exception as exc:  # noqa: BLE001 - isolated: retried alone, below
-                    if is_deadlock(exc):
-                        raise _Deadlock() from exc
-                    log.warning("subscriber_failed", subscriber=sub.name, error=repr(exc)[:500])
-                    await jobs.enqueue_many(
-                        session,
-                        REDELIVER,
-                        [
-                            (e.workspace_id, {"subscriber": sub.name, "event_id": str(e.id)})
-                            for e in wanted
-                        ],
-                        now=self.now(),
-                    )
-            await _mark_dispatched(session, [e.id for e in batch], self.now())
+        # A unit of work's session: subscribers' bulk writes may run on its driver (COPY).
+        uow = UnitOfWork(self.db, write=True)
+        session = uow.session
+        try:
+            async with session.begin():
+                batch = await self._dispatch(session, pick)
+        finally:
+            await uow.close()
+        if not batch:
+            return 0
         for listener in self.registry.listeners:
             try:
                 await listener(batch)
             except Exception as exc:  # noqa: BLE001 - live listeners are best-effort
                 log.warning("listener_failed", error=repr(exc)[:500])
         return len(batch)
+
+    async def _dispatch(self, session: AsyncSession, pick: Any) -> list[DomainEvent]:
+        """Claim a batch and hand it to every durable subscriber, in the caller's transaction."""
+        rows = (await session.execute(pick)).mappings().all()
+        if not rows:
+            return []
+        batch = [DomainEvent.from_row(r) for r in rows]
+        ctx = RelayContext(session=session, now=self.now, services=self.services, fresh=True)
+        for sub in self.registry.durable.values():
+            wanted = [e for e in batch if matches(sub.patterns, e.type)]
+            if not wanted:
+                continue
+            try:
+                async with session.begin_nested():
+                    await sub.handle(ctx, wanted)
+            except Exception as exc:  # noqa: BLE001 - isolated: retried alone, below
+                if is_deadlock(exc):
+                    raise _Deadlock() from exc
+                log.warning("subscriber_failed", subscriber=sub.name, error=repr(exc)[:500])
+                await jobs.enqueue_many(
+                    session,
+                    REDELIVER,
+                    [
+                        (e.workspace_id, {"subscriber": sub.name, "event_id": str(e.id)})
+                        for e in wanted
+                    ],
+                    now=self.now(),
+                )
+        await _mark_dispatched(session, [e.id for e in batch], self.now())
+        return batch
 
     async def run_all(self, limit: int = 100_000) -> int:
         total = 0
