@@ -26,7 +26,12 @@ from rapport.core.db import Database
 from rapport.core.dberrors import is_unavailable
 from rapport.core.envelope import EnvelopeResponse, error_response
 from rapport.core.errors import AppError
-from rapport.core.http import BodyMiddleware, RequestContextMiddleware, UnitOfWorkMiddleware
+from rapport.core.http import (
+    Activity,
+    BodyMiddleware,
+    RequestContextMiddleware,
+    UnitOfWorkMiddleware,
+)
 from rapport.core.idempotency import IdempotencyMiddleware, IdempotencyStore
 from rapport.core.observability import configure_logging, log
 from rapport.core.ratelimit import RateLimiter, RateLimitMiddleware
@@ -145,7 +150,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         settings.resolved_secret_key(), settings.previous_secret_keys, settings.access_token_minutes
     )
     limiter = RateLimiter(settings)
-    background = Background(settings, db)
+    activity = Activity()  # requests in flight: the relay leaves batches to idle processes
+    background = Background(settings, db, activity=activity)
     security = Security(
         settings=settings,
         keyring=keyring,
@@ -176,6 +182,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             RequestContextMiddleware,
             metrics=settings.metrics_enabled,
             access_log=settings.access_log,
+            activity=activity,
         ),
         Middleware(RateLimitMiddleware, limiter=limiter, keyring=keyring),
         Middleware(BodyMiddleware, max_bytes=settings.max_body_bytes),
@@ -227,6 +234,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.db = db
     app.state.limiter = limiter
     app.state.background = background
+    app.state.activity = activity
     app.state.security = security
     app.state.authenticator = IdentityAuthenticator(db, security)
     realtime = install_realtime(app)

@@ -398,7 +398,7 @@ async def test_the_background_loops_relay_commits_at_once(
         outbox.subscribers.durable.pop("t.background", None)
         jobs.registry.kinds.pop("t.background", None)
         await background.stop()
-        relay_db.on_events_committed.remove(background.wake)
+        relay_db.on_events_committed.remove(background.committed)
 
 
 async def test_a_busy_relay_takes_commits_in_batches(
@@ -445,7 +445,7 @@ async def test_a_busy_relay_takes_commits_in_batches(
             await asyncio.sleep(0.1)
     finally:
         await background.stop()
-        relay_db.on_events_committed.remove(background.wake)
+        relay_db.on_events_committed.remove(background.committed)
     assert sum(n for _, n in runs) >= 13
     starts = [started for started, _ in runs]
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
@@ -510,6 +510,6 @@ async def test_in_process_jobs_never_take_more_than_half_the_pool(
     finally:
         jobs.registry.kinds.pop("t.bounded", None)
         await background.stop()
-        relay_db.on_events_committed.remove(background.wake)
+        relay_db.on_events_committed.remove(background.committed)
     assert sorted(finished, key=int) == [str(i) for i in range(12)]
     assert most == 2

@@ -9,7 +9,16 @@ that carries claimed jobs to the code that runs them.
 
 The queue is never the record: a message lost with a process leaves a job whose lease runs out and
 is claimed again. Commits that recorded events wake the relay at once (`Database.events_committed`);
-polling covers events committed by other processes.
+on PostgreSQL they wake the other processes' relays too (`core.peers`, LISTEN/NOTIFY), and polling
+covers whatever a wake missed.
+
+A process serving requests leaves a relay batch to an idle peer: woken while a request is in
+flight (or one ended less than `RAPPORT_BACKGROUND_LINGER_SECONDS` ago), its relay waits until the
+process is idle, at most `RAPPORT_OUTBOX_POLL_SECONDS`, and then takes whatever is still pending
+(usually nothing: the idle peer took it). A relay batch is CPU work in the event loop that runs it;
+this way the requests of a busy process do not wait behind it, and the work goes to a core that
+had none. Without peers (one process, SQLite, `RAPPORT_OUTBOX_LISTEN=false`) nothing waits, and
+once a relay has waited it drains a backlog without waiting again.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskiq import AsyncBroker, InMemoryBroker
 
@@ -29,6 +38,10 @@ from rapport.core.db import Database
 from rapport.core.jobs import JobRunner
 from rapport.core.observability import log
 from rapport.core.outbox import Relay
+from rapport.core.peers import Peers
+
+if TYPE_CHECKING:
+    from rapport.core.http import Activity
 
 RUN_JOB = "rapport.run_job"
 
@@ -51,9 +64,12 @@ class Background:
         *,
         now: Callable[[], datetime] = utcnow,
         broker: AsyncBroker | None = None,
+        activity: Activity | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
+        self.activity = activity  # this process's requests (None: it serves none)
+        self.peers: Peers | None = None  # the other processes' relays, once started
         self.services: dict[str, Any] = {"settings": settings, "db": db}
         self.relay = Relay(db, now=now, services=self.services, batch=settings.outbox_batch_size)
         self.runner = JobRunner(db, now=now, services=self.services)
@@ -80,7 +96,7 @@ class Background:
         self._jobs_wake = asyncio.Event()  # the scheduler's: jobs may be due
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
-        db.on_events_committed.append(self.wake)
+        db.on_events_committed.append(self.committed)
 
     def set_clock(self, now: Callable[[], datetime]) -> None:
         """Tests drive retries and schedules with a controllable clock."""
@@ -91,6 +107,12 @@ class Background:
         self._wake.set()
         self._jobs_wake.set()
 
+    def committed(self) -> None:
+        """Events were committed here: wake this process's relay and the other processes'."""
+        self.wake()
+        if self.peers is not None:
+            self.peers.notify()
+
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, *, worker: bool = False) -> None:
         """Start the relay and scheduler loops (and, for `rapport worker`, the taskiq receiver)."""
@@ -98,6 +120,13 @@ class Background:
             self.broker.is_worker_process = True
         await self.broker.startup()
         self._stopping = False
+        if (
+            self.db.dialect == "postgresql"
+            and self.settings.outbox_listen
+            and not self.settings.db_pgbouncer
+        ):
+            self.peers = Peers(self.db.url, self.wake)
+            await self.peers.start()
         self._tasks = [
             asyncio.create_task(self._relay_loop(), name="rapport-relay"),
             asyncio.create_task(self._scheduler_loop(), name="rapport-scheduler"),
@@ -123,6 +152,9 @@ class Background:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        if self.peers is not None:
+            await self.peers.stop()
+            self.peers = None
         if isinstance(self.broker, InMemoryBroker):
             await self.broker.wait_all()
         await self.broker.shutdown()
@@ -145,7 +177,20 @@ class Background:
             self.relay.batch,
             after=self._jobs_wake.set,  # subscribers may have queued jobs
             name="relay_error",
+            defer=self._yield_to_requests,
         )
+
+    async def _yield_to_requests(self) -> None:
+        """While this process serves requests and another process's relay listens, leave the
+        batch to that one: wait until this process is idle, at most one poll interval."""
+        peers, activity = self.peers, self.activity
+        if peers is None or activity is None or peers.count <= 0:
+            return
+        linger = max(self.settings.background_linger_seconds, 0.005)
+        clock = asyncio.get_running_loop().time
+        deadline = clock() + self.settings.outbox_poll_seconds
+        while activity.busy(linger) and clock() < deadline and peers.count > 0:  # noqa: ASYNC110 - polled: requests set no event
+            await asyncio.sleep(linger)
 
     async def _scheduler_loop(self) -> None:
         async def claim_and_kick() -> int:
@@ -179,18 +224,23 @@ class Background:
         *,
         after: Callable[[], None] | None,
         name: str,
+        defer: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Run `run_once` when woken (or every `poll` seconds), at most once per `linger`
         seconds: an idle loop answers a commit at once, a busy one takes what accumulated in the
         meantime as one batch instead of one transaction per commit. A full batch means more may
-        be waiting: it runs again without waiting for a wake."""
+        be waiting: it runs again without waiting for a wake (nor for `defer`, which runs
+        before each run that follows a wait)."""
         linger = self.settings.background_linger_seconds
         clock = asyncio.get_running_loop().time
         last = -linger
+        backlog = False
         while not self._stopping:
             pause = linger - (clock() - last)
             if pause > 0:
                 await asyncio.sleep(pause)
+            if defer is not None and not backlog:
+                await defer()
             wake.clear()  # before looking: a commit from now on wakes the wait below
             last = clock()
             try:
@@ -201,7 +251,8 @@ class Background:
                 await asyncio.sleep(poll)
             if n and after is not None:
                 after()
-            if n >= batch:
+            backlog = n >= batch
+            if backlog:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=poll)

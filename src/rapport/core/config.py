@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     background: bool = True
     jobs_broker: Literal["auto", "memory", "redis"] = "auto"
     outbox_poll_seconds: float = 1.0
+    # PostgreSQL: processes wake each other's relays by LISTEN/NOTIFY (`core.peers`), and one
+    # busy with requests leaves batches to an idle one. Off: each process polls for the others'.
+    outbox_listen: bool = True
     outbox_batch_size: int = 500
     jobs_poll_seconds: float = 1.0
     # A busy relay or scheduler runs at most once per this interval, so commits are taken in

@@ -36,11 +36,31 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+class Activity:
+    """Whether this process is serving HTTP requests: background work that another process
+    could do as well (the outbox relay) leaves it to an idle one."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.last = -1e9  # when the last request began or ended (monotonic)
+
+    def busy(self, within: float) -> bool:
+        """A request is in flight, or one began or ended less than `within` seconds ago."""
+        return self.in_flight > 0 or time.monotonic() - self.last < within
+
+
 class RequestContextMiddleware:
     """Request id (echoed or made), structured access log, metrics, and a last-resort 500."""
 
-    def __init__(self, app: ASGIApp, metrics: bool = True, access_log: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: bool = True,
+        access_log: bool = True,
+        activity: Activity | None = None,
+    ) -> None:
         self.app = app
+        self.activity = activity or Activity()
         self.metrics = metrics
         self.access_log = access_log
         self.templates: dict[object, str] | None = None  # endpoint → full path, made on first use
@@ -58,6 +78,9 @@ class RequestContextMiddleware:
         status = 500
         started = False
         begin = time.perf_counter()
+        activity = self.activity
+        activity.in_flight += 1
+        activity.last = time.monotonic()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, started
@@ -77,6 +100,8 @@ class RequestContextMiddleware:
                 )
                 await response(scope, receive, send_with_id)
         finally:
+            activity.in_flight -= 1
+            activity.last = time.monotonic()
             elapsed = time.perf_counter() - begin
             if self.templates is None:
                 self.templates = route_templates(scope["app"])

@@ -1,0 +1,230 @@
+"""Processes on one PostgreSQL database wake each other's relays (LISTEN/NOTIFY), and a process
+busy with requests leaves relay batches to an idle one, for one poll interval at most."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from rapport.core.background import Background
+from rapport.core.db import Database
+from rapport.core.events import TABLE as EVENTS
+from rapport.core.http import Activity
+from rapport.core.outbox import Relay, SubscriberRegistry
+from rapport.core.peers import APPLICATION_NAME, Peers
+from tests.conftest import base_settings
+from tests.core.test_outbox import create_contacts
+from tests.factories import Account, register
+
+
+@pytest.fixture
+async def pg(database: Database, backend: str) -> AsyncIterator[Database]:
+    if backend != "postgres":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite runs one process")
+    await Relay(database, registry=SubscriberRegistry()).run_all()
+    yield database
+
+
+class Busy(Activity):
+    """A process whose requests never end."""
+
+    def busy(self, within: float) -> bool:
+        return True
+
+
+def settings_for(url: str, **overrides: Any) -> Any:
+    return base_settings(
+        database_url=url, jobs_poll_seconds=30, background_linger_seconds=0.01, **overrides
+    )
+
+
+class Counted:
+    """Wraps a background's relay: when and how many events each run dispatched."""
+
+    def __init__(self, background: Background) -> None:
+        self.runs: list[tuple[float, int]] = []
+        run_once = background.relay.run_once
+        clock = asyncio.get_running_loop().time
+
+        async def counted() -> int:
+            n = await run_once()
+            self.runs.append((clock(), n))
+            return n
+
+        background.relay.run_once = counted  # type: ignore[method-assign]
+
+    @property
+    def total(self) -> int:
+        return sum(n for _, n in self.runs)
+
+    def first(self) -> float:
+        return next(at for at, n in self.runs if n)
+
+
+async def registered(client: Any, db: Database) -> Account:
+    """A new account, its own events already dispatched."""
+    account = await register(client)
+    await Relay(db, registry=SubscriberRegistry()).run_all()
+    return account
+
+
+async def pending(db: Database, account: Account) -> int:
+    async with db.read_sessions() as session:
+        rows = await session.execute(
+            select(EVENTS.c.id).where(
+                EVENTS.c.workspace_id == uuid.UUID(account.workspace_id),
+                EVENTS.c.dispatched_at.is_(None),
+            )
+        )
+        return len(rows.all())
+
+
+async def until(predicate: Any, seconds: float = 5.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not predicate():  # noqa: ASYNC110 - polled: what it waits for sets no event
+            await asyncio.sleep(0.01)
+
+
+async def test_a_busy_process_leaves_its_commits_to_an_idle_peer(
+    client: Any, pg: Database, database_url: str
+) -> None:
+    """The committing process is busy and polls rarely: only the NOTIFY can have woken the
+    peer, and the busy one's relay waited instead of taking the batch."""
+    other_db = Database(base_settings(), url=database_url)
+    busy = Background(settings_for(database_url, outbox_poll_seconds=30), pg, activity=Busy())
+    idle = Background(settings_for(database_url, outbox_poll_seconds=30), other_db)
+    busy_runs, idle_runs = Counted(busy), Counted(idle)
+    account = await registered(client, pg)
+    await busy.start()
+    await idle.start()
+    try:
+        assert busy.peers is not None and idle.peers is not None
+        await until(lambda: busy.peers.listening and idle.peers.listening)
+        assert await busy.peers.refresh() == 1
+        assert await idle.peers.refresh() == 1
+        await asyncio.sleep(0.1)  # the wakes of starting up are spent
+        await create_contacts(client, account, 3)
+        await until(lambda: idle_runs.total >= 3)
+        assert await pending(pg, account) == 0
+        assert busy_runs.total == 0  # it waited, and the peer took everything
+    finally:
+        await busy.stop()
+        await idle.stop()
+        pg.on_events_committed.remove(busy.committed)
+        await other_db.dispose()
+
+
+async def test_without_peers_nothing_waits(client: Any, pg: Database, database_url: str) -> None:
+    alone = Background(settings_for(database_url, outbox_poll_seconds=30), pg, activity=Busy())
+    runs = Counted(alone)
+    account = await registered(client, pg)
+    await alone.start()
+    try:
+        assert alone.peers is not None
+        await until(lambda: alone.peers.listening)
+        assert await alone.peers.refresh() == 0
+        clock = asyncio.get_running_loop().time
+        committed = clock()
+        await create_contacts(client, account, 1)
+        await until(lambda: runs.total >= 1)
+        assert runs.first() - committed < 0.5
+    finally:
+        await alone.stop()
+        pg.on_events_committed.remove(alone.committed)
+
+
+async def test_a_busy_process_waits_one_poll_at_most_then_drains_the_backlog(
+    client: Any, pg: Database, database_url: str
+) -> None:
+    """A peer that listens but does not relay (stuck, say): the busy process relays after one
+    poll interval, and then takes the whole backlog without waiting again."""
+    poll = 0.6
+    silent = Peers(database_url, lambda: None)
+    busy = Background(
+        settings_for(database_url, outbox_poll_seconds=poll, outbox_batch_size=2),
+        pg,
+        activity=Busy(),
+    )
+    runs = Counted(busy)
+    account = await registered(client, pg)
+    await silent.start()
+    await busy.start()
+    try:
+        assert busy.peers is not None
+        await until(lambda: silent.listening and busy.peers.listening)
+        assert await busy.peers.refresh() == 1
+        await asyncio.sleep(poll)  # whatever start-up woke has run
+        runs.runs.clear()
+        clock = asyncio.get_running_loop().time
+        committed = clock()
+        await create_contacts(client, account, 5)
+        await until(lambda: runs.total >= 5, seconds=10)
+        first = runs.first()
+        assert first - committed >= poll * 0.5, runs.runs  # it waited for the peer
+        done = max(at for at, n in runs.runs if n)
+        assert done - first < poll, runs.runs  # three batches, no wait between them
+        assert await pending(pg, account) == 0
+    finally:
+        await busy.stop()
+        await silent.stop()
+        pg.on_events_committed.remove(busy.committed)
+
+
+async def test_the_listener_comes_back_after_its_connection_is_killed(
+    client: Any, pg: Database, database_url: str
+) -> None:
+    other_db = Database(base_settings(), url=database_url)
+    busy = Background(settings_for(database_url, outbox_poll_seconds=30), pg, activity=Busy())
+    idle = Background(settings_for(database_url, outbox_poll_seconds=0.2), other_db)
+    idle_runs = Counted(idle)
+    account = await registered(client, pg)
+    await busy.start()
+    await idle.start()
+    try:
+        assert busy.peers is not None and idle.peers is not None
+        await until(lambda: busy.peers.listening and idle.peers.listening)
+        async with pg.write_sessions() as session, session.begin():
+            killed = (
+                await session.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND application_name = :name"
+                    ),
+                    {"name": APPLICATION_NAME},
+                )
+            ).all()
+        assert len(killed) == 2
+        await until(lambda: not busy.peers.listening or busy.peers.count == 0)
+        await until(lambda: busy.peers.listening and idle.peers.listening)
+        assert await busy.peers.refresh() == 1
+        await asyncio.sleep(0.1)
+        idle_runs.runs.clear()
+        await create_contacts(client, account, 2)
+        await until(lambda: idle_runs.total >= 2)
+        assert await pending(pg, account) == 0
+    finally:
+        await busy.stop()
+        await idle.stop()
+        pg.on_events_committed.remove(busy.committed)
+        await other_db.dispose()
+
+
+async def test_requests_mark_their_process_busy(app: Any, client: Any) -> None:
+    activity: Activity = app.state.activity
+    r = await client.get("/api/v1/contacts/not-an-id")
+    assert r.status_code in (401, 404, 422)
+    assert activity.in_flight == 0
+    assert activity.busy(10)  # one just ended
+    activity.last = time.monotonic() - 1
+    assert not activity.busy(0.5)
+    activity.in_flight = 1
+    try:
+        assert activity.busy(0.0)
+    finally:
+        activity.in_flight = 0
