@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskiq import AsyncBroker, InMemoryBroker
 
+from rapport.core.aio import cancel_all
 from rapport.core.clock import utcnow
 from rapport.core.config import Settings
 from rapport.core.db import Database
@@ -146,11 +147,7 @@ class Background:
     async def stop(self) -> None:
         self._stopping = True
         self.wake()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []
         if self.peers is not None:
             await self.peers.stop()

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from rapport.core.aio import cancel_all
 from rapport.core.observability import log
 
 CHANNEL = "rapport_outbox"
@@ -64,11 +65,7 @@ class Peers:
         self._task = asyncio.create_task(self._run(), name="rapport-peers")
 
     async def stop(self) -> None:
-        for task in (self._task, self._sending):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await cancel_all((self._task, self._sending))
         self._task = self._sending = None
         await self._close()
 

@@ -29,6 +29,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from rapport.core.aio import cancel_all
 from rapport.core.config import Settings
 from rapport.core.observability import log
 from rapport.realtime.audience import Outgoing
@@ -126,11 +127,7 @@ class RedisChannel:
 
     async def stop(self) -> None:
         await self.flush()
-        for task in (self._task, self._publisher):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await cancel_all((self._task, self._publisher))
         self._task = self._publisher = None
         with contextlib.suppress(RedisError, OSError):
             await self.redis.aclose()
