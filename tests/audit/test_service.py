@@ -52,6 +52,31 @@ class TestDiff:
             "tags": {"from": None, "to": []},
         }
 
+    def test_a_creation_diffs_as_against_an_empty_record(self):
+        payloads = [
+            {"id": "x", "name": "Ada", "phone": None, "tags": [], "version": 1},
+            {"address": {"city": "Paris", "zip": None, "geo": {"lat": 1}}, "cf": {}, "n": 0},
+            {"flag": False, "count": 0, "empty": "", "nested": {"a": None}},
+            {"activity_count": 3, "last_activity_at": "t", "created_at": "t"},
+        ]
+        for payload in payloads:
+            assert diff(None, payload) == diff({}, payload)
+
+    def test_driver_ids_are_the_same_record_keys_as_python_ids(self):
+        from asyncpg.pgproto.pgproto import UUID as DriverUUID
+
+        from rapport.audit.repository import RecordKey
+
+        plain = new_id()
+        driver = DriverUUID(plain.bytes)
+        assert service._uuid(driver) == plain
+        assert RecordKey(plain, "contact", plain) == RecordKey(driver, "contact", driver)
+        assert hash(RecordKey(plain, "contact", plain)) == hash(
+            RecordKey(driver, "contact", driver)
+        )
+        assert service._uuid(str(plain)) == plain
+        assert service._uuid("not-an-id") is None
+
     def test_objects_by_dotted_path_including_removed_keys(self):
         before = {"custom_fields": {"tier": "gold", "seats": 3}, "address": {"city": "Paris"}}
         after = {"custom_fields": {"tier": "platinum"}, "address": None}

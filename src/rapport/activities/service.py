@@ -152,9 +152,11 @@ class ActivityService(RecordService):
         await self.after_created([row])
         return row
 
-    async def after_created(self, rows: Sequence[RowMapping]) -> None:
+    async def after_created(
+        self, rows: Sequence[RowMapping], reads: Sequence[dict[str, Any]] | None = None
+    ) -> None:
         await self._follow_many([(None, row) for row in rows])
-        await self.after_write_many("created", rows)
+        await self.after_write_many("created", rows, reads=reads)
 
     async def prepare_update(
         self, body: ActivityUpdate, current: RowMapping, sent: set[str] | None = None

@@ -538,7 +538,9 @@ class ContactService(RecordService):
             return {**contact_read(row), "outcome": "created"}
 
         if upsert != "email":
-            return await self.bulk_create_items(items, ContactCreate, atomic, read=created)
+            return await self.bulk_create_items(
+                items, ContactCreate, atomic, mark={"outcome": "created"}
+            )
 
         async def prepare(body: ContactCreate, _index: int) -> tuple[str, Any]:
             """An email a live contact (or an earlier item) holds updates that contact."""

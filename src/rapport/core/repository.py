@@ -221,7 +221,7 @@ class TenantRepository:
         now = utcnow()
         prepared = [
             {
-                "id": new_id(),
+                "id": r["id"] if "id" in r else new_id(),  # a bulk write's items have theirs
                 "created_at": now,
                 "updated_at": now,
                 "version": 1,
@@ -238,7 +238,7 @@ class TenantRepository:
         now = utcnow()
         prepared = [
             {
-                "id": new_id(),
+                "id": r["id"] if "id" in r else new_id(),  # a bulk write's items have theirs
                 "created_at": now,
                 "updated_at": now,
                 "version": 1,

@@ -701,8 +701,10 @@ class DealService(RecordService):
         await self.after_created([row])
         return row
 
-    async def after_created(self, rows: Sequence[RowMapping]) -> None:
-        await self.after_write_many("created", rows)
+    async def after_created(
+        self, rows: Sequence[RowMapping], reads: Sequence[dict[str, Any]] | None = None
+    ) -> None:
+        await self.after_write_many("created", rows, reads=reads)
         await self._moved([(row, None) for row in rows])
         await self._status_events([row for row in rows if row["status"] != "open"])
 

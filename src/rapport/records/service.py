@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -278,9 +278,12 @@ class RecordService(ABC):
         """In a bulk write: the new record now holds its unique values (emails, domains)."""
         return None
 
-    async def after_created(self, rows: Sequence[RowMapping]) -> None:
-        """Everything creating these records entails: events, search documents, bookkeeping."""
-        await self.after_write_many("created", rows)
+    async def after_created(
+        self, rows: Sequence[RowMapping], reads: Sequence[dict[str, Any]] | None = None
+    ) -> None:
+        """Everything creating these records entails: events, search documents, bookkeeping.
+        `reads`: the rows as the API returns them, when the caller has them already."""
+        await self.after_write_many("created", rows, reads=reads)
 
     async def insert_rows(self, values: Sequence[dict[str, Any]]) -> list[RowMapping]:
         return await self.repo.insert_returning(values)
@@ -348,11 +351,15 @@ class RecordService(ABC):
         items: list[dict[str, Any]],
         schema: type[BaseModel],
         atomic: bool,
-        read: Callable[[RowMapping], dict[str, Any]] | None = None,
+        mark: dict[str, Any] | None = None,
         **options: Any,
     ) -> dict[str, Any]:
-        """Bulk create through `run_batched`: one batched INSERT for the valid items."""
-        read = read or self.read
+        """Bulk create through `run_batched`: one batched INSERT for the valid items. Each
+        result is the record as read (and as its event carries it), with `mark` added."""
+        extra = mark or {}
+
+        def read(row: RowMapping) -> dict[str, Any]:
+            return {**self.read(row), **extra}
 
         async def prepare(body: Any, _index: int) -> dict[str, Any]:
             values = await self.prepare_create(body, **options)
@@ -362,8 +369,9 @@ class RecordService(ABC):
 
         async def write(plans: list[dict[str, Any]]) -> list[dict[str, Any] | AppError]:
             rows = await self.insert_rows(plans)
-            await self.after_created(rows)
-            return [read(row) for row in rows]
+            reads = [self.read(row) for row in rows]
+            await self.after_created(rows, reads)  # the events' payloads copy these reads
+            return [{**r, **extra} for r in reads] if extra else list(reads)
 
         async def one(body: Any, _index: int) -> dict[str, Any]:
             self.end_batch()
@@ -483,16 +491,23 @@ class RecordService(ABC):
         )
 
     async def after_write_many(
-        self, verb: str, rows: Sequence[RowMapping], *, reindex: bool = True
+        self,
+        verb: str,
+        rows: Sequence[RowMapping],
+        *,
+        reindex: bool = True,
+        reads: Sequence[dict[str, Any]] | None = None,
     ) -> None:
-        """`after_write` for many rows: one batch of events, one of search documents."""
+        """`after_write` for many rows: one batch of events, one of search documents (`reads`:
+        the rows as the API returns them, if the caller made them already)."""
         if not rows:
             return
+        payloads = reads if reads is not None else [self.read(row) for row in rows]
         await events.record_many(
             self.session,
             workspace_id=self.workspace_id,
             type=f"{self.resource}.{verb}",
-            items=[(row["id"], self.read(row)) for row in rows],
+            items=[(row["id"], payload) for row, payload in zip(rows, payloads, strict=True)],
             principal=self.principal,
         )
         if self.searchable and reindex:
