@@ -14,7 +14,7 @@ covers whatever a wake missed.
 
 A process serving requests leaves a relay batch to an idle peer: woken while a request is in
 flight (or one ended less than `RAPPORT_BACKGROUND_LINGER_SECONDS` ago), its relay waits until the
-process is idle, at most `RAPPORT_OUTBOX_POLL_SECONDS`, and then takes whatever is still pending
+process is idle, at most `DEFER_SECONDS` (or the poll interval), and then takes whatever is pending
 (usually nothing: the idle peer took it). A relay batch is CPU work in the event loop that runs it;
 this way the requests of a busy process do not wait behind it, and the work goes to a core that
 had none. Without peers (one process, SQLite, `RAPPORT_OUTBOX_LISTEN=false`) nothing waits, and
@@ -45,6 +45,10 @@ if TYPE_CHECKING:
     from rapport.core.http import Activity
 
 RUN_JOB = "rapport.run_job"
+# How long a busy process leaves a woken relay batch to an idle peer: long enough for one to
+# claim it (an idle relay answers a NOTIFY within milliseconds, and its batch takes tens), short
+# enough that, when every process is busy, batches stay small (a batch is a pause in the loop).
+DEFER_SECONDS = 0.2
 
 
 def make_broker(settings: Settings) -> AsyncBroker:
@@ -179,13 +183,13 @@ class Background:
 
     async def _yield_to_requests(self) -> None:
         """While this process serves requests and another process's relay listens, leave the
-        batch to that one: wait until this process is idle, at most one poll interval."""
+        batch to that one: wait until this process is idle, `DEFER_SECONDS` at most."""
         peers, activity = self.peers, self.activity
         if peers is None or activity is None or peers.count <= 0:
             return
         linger = max(self.settings.background_linger_seconds, 0.005)
         clock = asyncio.get_running_loop().time
-        deadline = clock() + self.settings.outbox_poll_seconds
+        deadline = clock() + min(self.settings.outbox_poll_seconds, DEFER_SECONDS)
         while activity.busy(linger) and clock() < deadline and peers.count > 0:  # noqa: ASYNC110 - polled: requests set no event
             await asyncio.sleep(linger)
 
