@@ -21,10 +21,13 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.core import jobs
+from rapport.core.db import dialect_name
 from rapport.core.ids import new_id
 from rapport.core.listing import EQUALITY, RANGE, Filter, Listing, Sort
 from rapport.core.repository import TenantRepository
@@ -157,7 +160,9 @@ async def load_holders(
 async def save_holders(
     session: AsyncSession, state: dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID | None]
 ) -> None:
-    """Replace the holders of these records (None: the record has none, or is gone)."""
+    """Replace the holders of these records (None: the record has none, or is gone). Another
+    relay may insert a holder of the same record between the delete and the insert (it saw the
+    record's row missing too): the insert then updates that row, it does not fail the batch."""
     if not state:
         return
     await session.execute(
@@ -169,7 +174,15 @@ async def save_holders(
         if u is not None
     ]
     if rows:
-        await session.execute(insert(holders), rows)
+        builder = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
+        stmt = builder(holders)
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[holders.c.workspace_id, holders.c.resource_id],
+                set_={"user_id": stmt.excluded.user_id},
+            ),
+            rows,
+        )
 
 
 async def active_members(
