@@ -34,6 +34,7 @@ from rapport.core.observability import log
 CHANNEL = "rapport_outbox"
 APPLICATION_NAME = "rapport-relay"
 PRESENCE_SECONDS = 5.0
+RETRY_SECONDS = 1.0  # between attempts to listen again (PostgreSQL restarting)
 _COUNT = (
     "SELECT count(*) FROM pg_stat_activity "
     "WHERE datname = current_database() AND application_name = $1 AND pid <> pg_backend_pid()"
@@ -41,12 +42,9 @@ _COUNT = (
 
 
 class Peers:
-    def __init__(
-        self, url: str, on_wake: Callable[[], None], *, retry_seconds: float = 1.0
-    ) -> None:
+    def __init__(self, url: str, on_wake: Callable[[], None]) -> None:
         self.dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
         self.on_wake = on_wake
-        self.retry_seconds = retry_seconds
         self.count = 0  # other processes' relays listening on this database
         self._conn: Any = None
         self._pid: int | None = None
@@ -124,7 +122,7 @@ class Peers:
             self.count = 0
             self._refreshed.set()
             await self._close()
-            await asyncio.sleep(self.retry_seconds)
+            await asyncio.sleep(RETRY_SECONDS)
 
     async def _close(self) -> None:
         conn, self._conn = self._conn, None

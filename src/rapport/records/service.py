@@ -356,10 +356,9 @@ class RecordService(ABC):
     ) -> dict[str, Any]:
         """Bulk create through `run_batched`: one batched INSERT for the valid items. Each
         result is the record as read (and as its event carries it), with `mark` added."""
-        extra = mark or {}
 
-        def read(row: RowMapping) -> dict[str, Any]:
-            return {**self.read(row), **extra}
+        def marked(data: dict[str, Any]) -> dict[str, Any]:
+            return {**data, **mark} if mark else data
 
         async def prepare(body: Any, _index: int) -> dict[str, Any]:
             values = await self.prepare_create(body, **options)
@@ -371,11 +370,11 @@ class RecordService(ABC):
             rows = await self.insert_rows(plans)
             reads = [self.read(row) for row in rows]
             await self.after_created(rows, reads)  # the events' payloads copy these reads
-            return [{**r, **extra} for r in reads] if extra else list(reads)
+            return [marked(r) for r in reads]
 
         async def one(body: Any, _index: int) -> dict[str, Any]:
             self.end_batch()
-            return read(await self.create(body, **options))  # type: ignore[attr-defined]
+            return marked(self.read(await self.create(body, **options)))  # type: ignore[attr-defined]
 
         try:
             return await run_batched(
