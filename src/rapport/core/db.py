@@ -8,8 +8,9 @@ transactions lose concurrent read-modify-write updates.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import orjson
@@ -213,6 +214,9 @@ class UnitOfWork:
         # A write's driver connection as lent to `Query`: (session transaction or savepoint,
         # driver, pooled connection, SQLAlchemy connection), valid while that one lasts.
         self._lent: tuple[Any, Any, Any, Any] | None = None
+        # A COPY sent ahead (`send_ahead`): every other statement on the connection waits for it.
+        self._ahead: asyncio.Future[Any] | None = None
+        self.ahead_depth = 0  # open `core.sql.sent_ahead` blocks: insert_new sends ahead in them
         self.before_commit: list[CommitHook] = []
         self.committed = False
 
@@ -277,6 +281,38 @@ class UnitOfWork:
         self._lent = None
         await conn.invalidate()
 
+    async def send_ahead(self, statement: Callable[[], Awaitable[Any]]) -> None:
+        """Start `statement()` (one COPY, on `lean_driver`) and return once its rows are sent,
+        not once the server has written them: the caller's next Python work overlaps the
+        server's. Any statement after it waits for it first: ours through `settle`, SQLAlchemy's
+        on its adapter's own lock, which the COPY holds while it runs."""
+        await self.settle()
+        async with self.lean_driver():  # the BEGIN or SAVEPOINT it needs, sent from here
+            pass
+        assert self._lent is not None
+        mutex = self._lent[2].dbapi_connection._execute_mutex
+
+        async def run() -> Any:
+            async with mutex:
+                return await statement()
+
+        self._ahead = asyncio.ensure_future(run())
+        # Its first step sends the COPY and its rows (the driver writes them without waiting
+        # for the server: its table's column types are cached after the first COPY).
+        await asyncio.sleep(0)
+
+    async def settle(self, *, quiet: bool = False) -> None:
+        """Wait for the COPY sent ahead, if any, and raise its error (`quiet`: wait, but leave
+        the error to whoever is already failing)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return
+        if not quiet:
+            await ahead
+            return
+        with suppress(Exception):  # the error being handled is the one to report
+            await ahead
+
     @property
     def started(self) -> bool:
         return self._session is not None
@@ -285,6 +321,7 @@ class UnitOfWork:
         if self._session is None and not self.before_commit:
             return
         session = self.session
+        await self.settle()
         for hook in self.before_commit:
             await hook(session)
         await session.commit()
@@ -292,10 +329,12 @@ class UnitOfWork:
             self.db.events_committed()
 
     async def rollback(self) -> None:
+        await self.settle(quiet=True)
         if self._session is not None:
             await self._session.rollback()
 
     async def close(self) -> None:
+        await self.settle(quiet=True)
         self._lent = None
         if self._session is not None:
             await self._session.close()

@@ -22,8 +22,8 @@ Rows come back as plain dicts (what `RowMapping` offers the services: `row["x"]`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -41,8 +41,13 @@ class LeanSource(Protocol):
     """Who lends the driver connection: the request's unit of work."""
 
     db: Any  # the Database: its dialect and engine events
+    ahead_depth: int  # open `sent_ahead` blocks
 
     def lean_driver(self) -> AbstractAsyncContextManager[Any]: ...
+
+    async def send_ahead(self, statement: Callable[[], Awaitable[Any]]) -> None: ...
+
+    async def settle(self, *, quiet: bool = False) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -76,10 +81,22 @@ async def _on_driver(
     execute, executemany, or copy with `copy`'s table and columns); the engine's own statement
     hooks still see what runs (tests, tracing), and the driver's errors come out as SQLAlchemy
     would raise them."""
+    await source.settle()  # a COPY sent ahead comes first
+    _announce(source, sql, args, method)
+    return await _run(source, sql, args, method, copy)
+
+
+def _announce(source: LeanSource, sql: str, args: Any, method: str) -> None:
     many = method in ("executemany", "copy")
     listeners = source.db.engine.sync_engine.dispatch.before_cursor_execute
     for listener in listeners or ():
         listener(None, None, sql, args if many else tuple(args), None, many)
+
+
+async def _run(
+    source: LeanSource, sql: str, args: Any, method: str, copy: CopyPlan | None = None
+) -> Any:
+    many = method in ("executemany", "copy")
     try:
         async with source.lean_driver() as driver:
             if copy is not None:
@@ -299,8 +316,37 @@ async def insert_new(
     if plan is None:
         plan = _COPY_PLANS[(dialect.name, table.name, keys)] = CopyPlan.of(table, keys, dialect)
     stored = [plan.full_row(row) for row in rows]
-    await _on_driver(source, plan.sql, [plan.record(v) for v in stored], "copy", plan)
+    records = [plan.record(v) for v in stored]
+    if not source.ahead_depth:
+        await _on_driver(source, plan.sql, records, "copy", plan)
+        return stored
+    await source.settle()  # the COPY before it, written while these rows were made
+    _announce(source, plan.sql, records, "copy")
+    await source.send_ahead(lambda: _run(source, plan.sql, records, "copy", plan))
     return stored
+
+
+@asynccontextmanager
+async def sent_ahead(session: AsyncSession) -> AsyncIterator[None]:
+    """A block whose `insert_new` COPYs (PostgreSQL) are sent ahead: each returns once its rows
+    are on the wire, so the Python work that follows (the next table's rows, the response)
+    runs while the server writes them. The next statement waits for it, and the block waits for
+    the last one. A COPY's error (a duplicate) is raised by the next statement or the block's
+    end, so a block holds only work that fails as a whole (a bulk write's savepoint)."""
+    source: LeanSource | None = session.info.get(LEAN)
+    if source is None or not copies(session):
+        yield
+        return
+    source.ahead_depth += 1
+    try:
+        yield
+    except BaseException:
+        await source.settle(quiet=True)
+        raise
+    else:
+        await source.settle()
+    finally:
+        source.ahead_depth -= 1
 
 
 def bound(table: Table, names: Iterable[str]) -> dict[Any, BindParameter[Any]]:

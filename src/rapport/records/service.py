@@ -40,6 +40,7 @@ from rapport.core.errors import AppError, Forbidden, NotFound, PreconditionFaile
 from rapport.core.ids import new_id
 from rapport.core.listing import Listing, ListParams, Page
 from rapport.core.repository import TenantRepository
+from rapport.core.sql import sent_ahead
 from rapport.custom_fields.service import CustomFieldValidator
 from rapport.identity.models import Membership
 from rapport.search import indexer
@@ -367,10 +368,13 @@ class RecordService(ABC):
             return values
 
         async def write(plans: list[dict[str, Any]]) -> list[dict[str, Any] | AppError]:
-            rows = await self.insert_rows(plans)
-            reads = [self.read(row) for row in rows]
-            await self.after_created(rows, reads)  # the events' payloads copy these reads
-            return [marked(r) for r in reads]
+            # Each COPY (records, events, search documents) is written by the server while the
+            # next one's rows are made here.
+            async with sent_ahead(self.session):
+                rows = await self.insert_rows(plans)
+                reads = [self.read(row) for row in rows]
+                await self.after_created(rows, reads)  # the events' payloads copy these reads
+                return [marked(r) for r in reads]
 
         async def one(body: Any, _index: int) -> dict[str, Any]:
             self.end_batch()

@@ -1,0 +1,245 @@
+"""COPYs sent ahead (`core.sql.sent_ahead`): inside the block, `insert_new` returns once its rows
+are sent, and whatever runs next on the connection waits for the server to finish them. The
+rows are there for the next statement, a COPY's error still fails the block, and an error or a
+cancellation while one is in flight leaves the connection clean.
+
+To hold a COPY in flight for as long as a test needs, another transaction holds an uncommitted
+contact with the same email: the COPY waits on the unique index until that one ends."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import IntegrityError
+
+from rapport.contacts.models import Contact
+from rapport.contacts.repository import ContactRepository
+from rapport.core.clock import utcnow
+from rapport.core.db import Database, UnitOfWork
+from rapport.core.ids import new_id
+from rapport.core.sql import sent_ahead
+from tests.factories import register
+
+
+async def _writer(client, database: Database) -> tuple[UnitOfWork, ContactRepository]:  # noqa: ANN001
+    admin = await register(client)
+    uow = UnitOfWork(database, write=True)
+    return uow, ContactRepository(uow.session, uuid.UUID(admin.workspace_id))
+
+
+def _contact(email: str) -> dict:
+    return {"first_name": "Sent", "last_name": "Ahead", "email": email, "status": "new"}
+
+
+async def _count(uow: UnitOfWork, workspace_id: uuid.UUID) -> int:
+    """Through SQLAlchemy's own execution, not the lent driver."""
+    result = await uow.session.execute(
+        select(func.count()).select_from(Contact).where(Contact.workspace_id == workspace_id)
+    )
+    return result.scalar_one()
+
+
+async def _stored(database: Database, workspace_id: uuid.UUID) -> set[str]:
+    reader = UnitOfWork(database, write=False)
+    try:
+        result = await reader.session.execute(
+            select(Contact.email).where(Contact.workspace_id == workspace_id)
+        )
+        return {row[0] for row in result}
+    finally:
+        await reader.close()
+
+
+@asynccontextmanager
+async def _rival(database: Database, workspace_id: uuid.UUID, email: str) -> AsyncIterator[Any]:
+    """Another transaction holding an uncommitted contact with `email`; the caller ends it."""
+    now = utcnow()
+    async with database.write_sessions() as rival:
+        await rival.execute(
+            insert(Contact.__table__).values(
+                workspace_id=workspace_id,
+                id=new_id(),
+                first_name="Rival",
+                email=email,
+                status="new",
+                address={},
+                tags=[],
+                custom_fields={},
+                created_at=now,
+                updated_at=now,
+                version=1,
+            )
+        )
+        yield rival
+
+
+async def _blocked(database: Database) -> bool:
+    """Whether a statement waits on another transaction's row lock (polled from autocommit
+    reads: a transaction keeps its first pg_stat_activity snapshot)."""
+    async with database.read_sessions() as watcher:
+        for _ in range(300):
+            waiting = await watcher.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND wait_event = 'transactionid'"
+                )
+            )
+            if waiting.scalar_one():
+                return True
+            await asyncio.sleep(0.01)
+    return False
+
+
+async def test_rows_sent_ahead_are_there_for_the_next_statement(client, database):
+    uow, repo = await _writer(client, database)
+    try:
+        async with sent_ahead(uow.session):
+            first = await repo.insert_returning(
+                [_contact("a@example.com"), _contact("b@example.com")]
+            )
+            # Our own statement on the driver and SQLAlchemy's both see them.
+            assert await repo.get(first[0]["id"]) is not None
+            assert await _count(uow, repo.workspace_id) == 2
+            await repo.insert_returning([_contact("c@example.com")])
+        assert await _count(uow, repo.workspace_id) == 3  # the block waited for the last one
+        await uow.commit()
+    finally:
+        await uow.close()
+    assert await _stored(database, repo.workspace_id) == {
+        "a@example.com",
+        "b@example.com",
+        "c@example.com",
+    }
+
+
+async def test_a_duplicate_sent_ahead_fails_its_savepoint_and_nothing_else(client, database):
+    uow, repo = await _writer(client, database)
+    try:
+        await repo.insert(_contact("taken@example.com"))
+        with pytest.raises(IntegrityError):
+            async with uow.session.begin_nested(), sent_ahead(uow.session):
+                await repo.insert_returning(
+                    [_contact("free@example.com"), _contact("taken@example.com")]
+                )
+        with pytest.raises(IntegrityError):  # raised by the next COPY, inside the block
+            async with uow.session.begin_nested(), sent_ahead(uow.session):
+                await repo.insert_returning(
+                    [_contact("x@example.com"), _contact("taken@example.com")]
+                )
+                await repo.insert_returning([_contact("y@example.com"), _contact("z@example.com")])
+        await repo.insert(_contact("after@example.com"))  # the transaction is still usable
+        await uow.commit()
+    finally:
+        await uow.close()
+    assert await _stored(database, repo.workspace_id) == {"taken@example.com", "after@example.com"}
+
+
+class TestInFlight:
+    @pytest.fixture(autouse=True)
+    def _postgres_only(self, backend):  # noqa: ANN001
+        if backend != "postgres":
+            pytest.skip("only PostgreSQL copies; SQLite's batched INSERT is done when it returns")
+
+    @pytest.mark.parametrize("next_statement", ["ours", "sqlalchemy"])
+    async def test_the_insert_returns_before_the_server_is_done_and_the_rest_waits(
+        self, client, database, next_statement
+    ):
+        """The statement after the COPY waits for it, whichever way it runs: ours on the lent
+        driver (through `settle`), SQLAlchemy's on its adapter's lock."""
+        uow, repo = await _writer(client, database)
+        try:
+            async with (
+                _rival(database, repo.workspace_id, "held@example.com") as rival,
+                sent_ahead(uow.session),
+            ):
+                rows = await repo.insert_returning(
+                    [_contact("mine@example.com"), _contact("held@example.com")]
+                )
+                assert await _blocked(database)  # returned, while the COPY waits on the rival
+                if next_statement == "ours":
+                    after = asyncio.create_task(repo.get(rows[0]["id"]))
+                else:
+                    after = asyncio.create_task(_count(uow, repo.workspace_id))
+                await asyncio.sleep(0.2)
+                assert not after.done()
+                await rival.rollback()  # the email is free: the COPY goes through
+                seen = await after
+                assert seen is not None if next_statement == "ours" else seen == 2
+            await uow.commit()
+        finally:
+            await uow.close()
+        assert await _stored(database, repo.workspace_id) == {
+            "mine@example.com",
+            "held@example.com",
+        }
+
+    async def test_an_error_in_the_block_waits_for_the_copy_and_is_the_one_raised(
+        self, client, database
+    ):
+        uow, repo = await _writer(client, database)
+        try:
+            async with _rival(database, repo.workspace_id, "held@example.com") as rival:
+
+                async def fail_while_in_flight() -> None:
+                    async with sent_ahead(uow.session):
+                        await repo.insert_returning(
+                            [_contact("a@example.com"), _contact("held@example.com")]
+                        )
+                        raise ValueError("a bug after the COPY was sent")
+
+                failing = asyncio.create_task(fail_while_in_flight())
+                assert await _blocked(database)
+                await asyncio.sleep(0.1)
+                assert not failing.done()  # it waits for the COPY before it raises
+                await rival.commit()  # the COPY now fails on the duplicate
+                with pytest.raises(ValueError, match="a bug"):
+                    await failing
+            await uow.rollback()
+            await repo.insert(_contact("after@example.com"))
+            await uow.commit()
+        finally:
+            await uow.close()
+        assert await _stored(database, repo.workspace_id) == {
+            "held@example.com",
+            "after@example.com",
+        }
+
+    async def test_a_cancelled_request_cancels_its_copy(self, client, database):
+        uow, repo = await _writer(client, database)
+        try:
+            async with _rival(database, repo.workspace_id, "held@example.com") as rival:
+
+                async def write() -> None:
+                    async with sent_ahead(uow.session):
+                        await repo.insert_returning(
+                            [_contact("a@example.com"), _contact("held@example.com")]
+                        )
+                        await repo.insert_returning(
+                            [_contact("b@example.com"), _contact("c@example.com")]
+                        )
+
+                request = asyncio.create_task(write())
+                assert await _blocked(database)
+                request.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await request
+                await uow.rollback()
+                await uow.close()
+                await rival.commit()  # had the COPY gone on, it would now fail or wait
+            # The connection it ran on was not handed back mid-COPY: the next write is clean.
+            uow = UnitOfWork(database, write=True)
+            again = ContactRepository(uow.session, repo.workspace_id)
+            await again.insert(_contact("after@example.com"))
+            await uow.commit()
+        finally:
+            await uow.close()
+        assert await _stored(database, repo.workspace_id) == {
+            "held@example.com",
+            "after@example.com",
+        }
