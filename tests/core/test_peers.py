@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select, text
 
 from rapport.core import background as background_module
+from rapport.core import peers as peers_module
 from rapport.core.background import DEFER_SECONDS, Background
 from rapport.core.db import Database
 from rapport.core.events import TABLE as EVENTS
@@ -239,3 +240,25 @@ async def test_requests_mark_their_process_busy(app: Any, client: Any) -> None:
         assert activity.busy(0.0)
     finally:
         activity.in_flight = 0
+
+
+async def test_processes_count_each_other_as_they_start_and_stop(
+    pg: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that starts listening, or stops, says so: the others count again at once
+    instead of at their next presence interval (made an hour here)."""
+    monkeypatch.setattr(peers_module, "PRESENCE_SECONDS", 3600.0)
+    first = Peers(database_url, lambda: None)
+    second = Peers(database_url, lambda: None)
+    await first.start()
+    try:
+        await until(lambda: first.listening)
+        assert await first.refresh() == 0
+        await second.start()
+        await until(lambda: second.listening and second.count == 1)
+        await until(lambda: first.count == 1)  # told by the newcomer, not by a timer
+        await second.stop()
+        await until(lambda: first.count == 0)
+    finally:
+        await first.stop()
+        await second.stop()

@@ -11,6 +11,9 @@ milliseconds), which the requests of that process would otherwise wait behind.
 
 - Presence: the listening connections are named `rapport-relay`, so a process counts the others
   in `pg_stat_activity` (every `PRESENCE_SECONDS`); with none, nothing is sent and nothing waits.
+  A process that starts listening, or stops, says so on the channel (`HELLO`, `BYE`), and the
+  others count again at once: a new process is not left out of the work for a presence
+  interval (a server's workers start together, each seeing none of the others yet).
 - A NOTIFY is sent after the commit, outside the request's transaction (no round trip is added to
   a write), and coalesced: while one is in flight, further commits ask for one more at most.
 - The connection is remade after PostgreSQL restarts; meanwhile there are no peers, and each relay
@@ -34,6 +37,7 @@ from rapport.core.observability import log
 CHANNEL = "rapport_outbox"
 APPLICATION_NAME = "rapport-relay"
 PRESENCE_SECONDS = 5.0
+HELLO, BYE = "hello", "bye"  # payloads: a process started or stopped listening (count again)
 RETRY_SECONDS = 1.0  # between attempts to listen again (PostgreSQL restarting)
 _COUNT = (
     "SELECT count(*) FROM pg_stat_activity "
@@ -65,6 +69,9 @@ class Peers:
     async def stop(self) -> None:
         await cancel_all((self._task, self._sending))
         self._task = self._sending = None
+        if self.listening:
+            with contextlib.suppress(Exception):  # the others find out at their next count
+                await asyncio.wait_for(self._conn.execute(f"NOTIFY {CHANNEL}, '{BYE}'"), 2)
         await self._close()
 
     async def refresh(self) -> int:
@@ -92,8 +99,12 @@ class Peers:
                 log.info("peers_notify_failed", error=repr(exc)[:200])
                 return
 
-    def _heard(self, _conn: Any, pid: int, _channel: str, _payload: str) -> None:
-        if pid != self._pid:  # our own NOTIFY comes back to us too
+    def _heard(self, _conn: Any, pid: int, _channel: str, payload: str) -> None:
+        if pid == self._pid:  # our own NOTIFY comes back to us too
+            return
+        if payload in (HELLO, BYE):
+            self._look.set()
+        else:
             self.on_wake()
 
     async def _run(self) -> None:
@@ -107,6 +118,7 @@ class Peers:
                 self._pid = self._conn.get_server_pid()
                 self._conn.add_termination_listener(lambda _conn: self._look.set())
                 await self._conn.add_listener(CHANNEL, self._heard)
+                await self._conn.execute(f"NOTIFY {CHANNEL}, '{HELLO}'")
                 self.on_wake()  # what was committed while no one listened here
                 while not self._conn.is_closed():
                     self._look.clear()
