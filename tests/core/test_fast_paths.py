@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 import uuid
 
+import orjson
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from rapport.contacts.repository import ContactRepository
-from rapport.core.db import UnitOfWork
+from rapport.core.db import JSON_CODEC, UnitOfWork
 from rapport.core.dberrors import driver_error, is_unavailable
 from rapport.core.routing import static_prefixes
 from rapport.core.security import KeyRing, TokenError
@@ -462,3 +463,113 @@ class TestEventPayloads:
             "id": raw,
             "ids": [raw],
         }
+
+    def test_json_text_is_the_payload_jsonable_gives(self):
+        """Bulk events are copied as the JSON text of their payload, never decoded: it must
+        decode to exactly what `jsonable` stores for one event."""
+        import datetime as dt
+
+        from rapport.core.events import json_text, jsonable
+
+        value = {
+            "id": uuid.uuid4(),
+            "at": dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC),
+            "day": dt.date(2026, 1, 2),
+            "nested": {"tags": ["a", None], "n": 1, "f": 1.5, "yes": True, 2: "non-str key"},
+            "text": 'é \u2028 "quoted"',
+        }
+        assert orjson.loads(json_text(value)) == jsonable(value)
+
+    async def test_a_batch_of_events_stores_what_one_event_stores(self, client, database):
+        import datetime as dt
+
+        from rapport.core import events
+
+        admin = await register(client)
+        workspace_id = uuid.UUID(admin.workspace_id)
+        payload = {
+            "id": uuid.uuid4(),
+            "at": dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC),
+            "nested": {"a": [1, None], "b": {}},
+            "text": 'é "quoted"',
+        }
+        uow = UnitOfWork(database, write=True)
+        try:
+            one = await events.record(
+                uow.session, workspace_id=workspace_id, type="test.one", data=payload
+            )
+            many = await events.record_many(
+                uow.session,
+                workspace_id=workspace_id,
+                type="test.many",
+                items=[(payload["id"], payload), (None, {**payload, "text": "second"})],
+            )
+            await uow.commit()
+        finally:
+            await uow.close()
+        async with database.read_sessions() as session:
+            stored = {
+                row.id: row
+                for row in await session.execute(
+                    select(events.TABLE).where(events.TABLE.c.id.in_([one, *many]))
+                )
+            }
+        expected = events.jsonable(payload)
+        assert stored[one].data == stored[many[0]].data == expected
+        assert stored[many[1]].data == {**expected, "text": "second"}
+        assert stored[many[0]].resource_id == payload["id"] and stored[many[1]].resource_id is None
+        assert many[0] < many[1]  # in the order given
+
+
+class TestCopyPlans:
+    def test_a_row_copied_directly_is_the_stored_row_copied(self):
+        from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+
+        from rapport.contacts.models import Contact
+        from rapport.core.sql import CopyPlan
+
+        row = {
+            "workspace_id": uuid.uuid4(),
+            "id": uuid.uuid4(),
+            "first_name": "Ada",
+            "tags": ["x"],
+            "custom_fields": {"k": 1},
+        }
+        plan = CopyPlan.of(
+            Contact.__table__,
+            tuple(row),
+            asyncpg_dialect(json_serializer=JSON_CODEC["json_serializer"]),
+        )
+        stored = plan.full_row(row)
+        direct = plan.direct(row)
+        made = {n for n, _ in plan.generated}  # ids, times: made anew for each row
+        for index, name in enumerate(plan.columns):
+            if name not in made:
+                assert direct[index] == plan.record(stored)[index], name
+        assert direct[plan.columns.index("tags")] == '["x"]'  # encoded as SQLAlchemy would
+        text_plan = CopyPlan.of(
+            Contact.__table__,
+            tuple(row),
+            asyncpg_dialect(json_serializer=JSON_CODEC["json_serializer"]),
+            serialized=("custom_fields",),
+        )
+        given = {**row, "custom_fields": '{"k":1}'}
+        assert text_plan.direct(given)[text_plan.columns.index("custom_fields")] == '{"k":1}'
+
+    async def test_json_text_is_refused_where_an_insert_would_encode_it(self, database, backend):
+        from rapport.contacts.models import Contact
+        from rapport.core.sql import insert_new
+
+        if backend != "sqlite":
+            pytest.skip("PostgreSQL copies the text as it is")
+        uow = UnitOfWork(database, write=True)
+        try:
+            with pytest.raises(ValueError, match="only on PostgreSQL"):
+                await insert_new(
+                    uow.session,
+                    Contact.__table__,
+                    [{"first_name": "A", "tags": "[]"}],
+                    serialized=("tags",),
+                )
+        finally:
+            await uow.close()

@@ -159,7 +159,7 @@ class AuditWriter:
         if not rows:
             return
         if fresh and copies(self.session):
-            await insert_new(self.session, a, rows)
+            await insert_new(self.session, a, rows, returning=False)
             return
         builder = pg_insert if self.dialect == "postgresql" else sqlite_insert
         stmt = builder(a).on_conflict_do_nothing(

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from rapport.core import envelope
 from rapport.core.auth import Principal
 from rapport.core.clock import utcnow
-from rapport.core.db import WAKE
+from rapport.core.db import JSON_CODEC, WAKE
 from rapport.core.ids import new_id
 from rapport.core.models import Base, JSONType, TenantMixin
-from rapport.core.sql import Query, bound, insert_new, values_of
+from rapport.core.sql import Query, bound, copies, insert_new, values_of
 
 
 class Event(TenantMixin, Base):
@@ -72,6 +72,14 @@ def jsonable(value: Any) -> Any:
         return orjson.loads(envelope.dumps(value))
     except TypeError:
         return _walk(value)
+
+
+def json_text(value: Any) -> str:
+    """`jsonable(value)` as the JSON text it is stored as: one encoding, no round trip."""
+    try:
+        return envelope.dumps(value).decode()
+    except TypeError:
+        return JSON_CODEC["json_serializer"](_walk(value))
 
 
 def _walk(value: Any) -> Any:
@@ -132,12 +140,37 @@ async def record_many(
     principal: Principal | None = None,
 ) -> list[uuid.UUID]:
     """One event per `(resource_id, data)` item, written in one batched statement (bulk writes);
-    ids are UUIDv7 made in order, so the relay sees them in the order given."""
-    rows = [_row(workspace_id, type, data, principal, resource_id) for resource_id, data in items]
-    if len(rows) == 1:  # a single write's event: one execute, cheaper than a batch of one
+    ids are UUIDv7 made in order, so the relay sees them in the order given. On PostgreSQL the
+    payloads are copied as the JSON text they encode to, never decoded here."""
+    if len(items) == 1:  # a single write's event: one execute, cheaper than a batch of one
+        rows = [_row(workspace_id, type, items[0][1], principal, items[0][0])]
         await _INSERT.run(session, **values_of(rows[0]))
-    elif rows:
-        await insert_new(session, TABLE, rows)
+    elif items:
+        copy = copies(session)
+        encode = json_text if copy else jsonable
+        occurred_at = utcnow()  # one write, one time (ids keep the order)
+        actor_type = principal.credential if principal else None
+        actor_id = principal.user_id if principal else None
+        credential_id = principal.credential_id if principal else None
+        rows = [
+            {
+                "workspace_id": workspace_id,
+                "id": new_id(),
+                "type": type,
+                "resource_id": resource_id,
+                "actor_type": actor_type,
+                "actor_id": actor_id,
+                "credential_id": credential_id,
+                "data": encode(data),
+                "occurred_at": occurred_at,
+            }
+            for resource_id, data in items
+        ]
+        await insert_new(
+            session, TABLE, rows, returning=False, serialized=("data",) if copy else ()
+        )
+    else:
+        rows = []
     if rows:
         session.info[WAKE] = True
     return [r["id"] for r in rows]

@@ -229,7 +229,8 @@ class Query:
 @dataclass(frozen=True)
 class CopyPlan:
     """How rows with these keys are copied into a table: every column given or with a default
-    made in Python (an id, a time, an empty list), each value bound as SQLAlchemy would bind it."""
+    made in Python (an id, a time, an empty list), each value bound as SQLAlchemy would bind it,
+    except the JSON columns given already encoded (`serialized`)."""
 
     table: str
     columns: tuple[str, ...]
@@ -239,9 +240,11 @@ class CopyPlan:
     bind: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column index, processor), where any
 
     @classmethod
-    def of(cls, table: Table, keys: tuple[str, ...], dialect: Dialect) -> CopyPlan:
+    def of(
+        cls, table: Table, keys: tuple[str, ...], dialect: Dialect, serialized: tuple[str, ...] = ()
+    ) -> CopyPlan:
         unknown = set(keys) - set(table.c.keys())
-        if unknown:
+        if unknown or not set(serialized) <= set(keys):
             raise ValueError(f"{table.name} has no column {sorted(unknown)}")
         generated = tuple(
             (c.key, _default_maker(c.default, c))
@@ -262,7 +265,8 @@ class CopyPlan:
             bind=tuple(
                 (i, process)
                 for i, n in enumerate(columns)
-                if (process := table.c[n].type.dialect_impl(dialect).bind_processor(dialect))
+                if n not in serialized
+                and (process := table.c[n].type.dialect_impl(dialect).bind_processor(dialect))
             ),
         )
 
@@ -277,7 +281,17 @@ class CopyPlan:
         return values
 
     def record(self, values: Mapping[str, Any]) -> list[Any]:
+        """A full row's values as the COPY sends them."""
         record = [values[n] for n in self.columns]
+        for index, process in self.bind:
+            record[index] = process(record[index])
+        return record
+
+    def direct(self, row: Mapping[str, Any]) -> list[Any]:
+        """`record(full_row(row))` without the row in between (what is not read back)."""
+        record = [row[n] for n in self.given]
+        for _, make in self.generated:
+            record.append(make())
         for index, process in self.bind:
             record[index] = process(record[index])
         return record
@@ -287,7 +301,7 @@ class CopyPlan:
         return f"COPY {self.table} ({', '.join(self.columns)}) FROM STDIN (FORMAT binary)"
 
 
-_COPY_PLANS: dict[tuple[str, str, tuple[str, ...]], CopyPlan] = {}
+_COPY_PLANS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], CopyPlan] = {}
 
 
 def copies(session: AsyncSession) -> bool:
@@ -297,26 +311,39 @@ def copies(session: AsyncSession) -> bool:
 
 
 async def insert_new(
-    session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    returning: bool = True,
+    serialized: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """New rows, all with the same keys, written for their effect: on PostgreSQL one COPY on the
     lent driver connection (a bulk write's records, events and search documents: a fraction of a
     batched INSERT's cost on both sides), elsewhere one batched INSERT. A row that breaks a
     constraint fails the whole COPY, as it would the INSERT. Returns the rows as stored (the
-    defaults made in Python filled in) when copied; the rows given otherwise."""
+    defaults made in Python filled in) when copied; the rows given otherwise; nothing unless
+    `returning`. `serialized`: JSON columns whose values are given as JSON text already (only
+    where `copies(session)`: SQLAlchemy's INSERT encodes values itself)."""
     if not rows:
         return []
     if not copies(session):
+        if serialized:
+            raise ValueError("JSON text is copied as it is only on PostgreSQL")
         await session.execute(insert(table), [dict(r) for r in rows])
-        return [dict(r) for r in rows]
+        return [dict(r) for r in rows] if returning else []
     source: LeanSource = session.info[LEAN]
     dialect = source.db.engine.dialect
     keys = tuple(rows[0])
-    plan = _COPY_PLANS.get((dialect.name, table.name, keys))
+    plan = _COPY_PLANS.get((dialect.name, table.name, keys, serialized))
     if plan is None:
-        plan = _COPY_PLANS[(dialect.name, table.name, keys)] = CopyPlan.of(table, keys, dialect)
-    stored = [plan.full_row(row) for row in rows]
-    records = [plan.record(v) for v in stored]
+        plan = CopyPlan.of(table, keys, dialect, serialized)
+        _COPY_PLANS[(dialect.name, table.name, keys, serialized)] = plan
+    if returning:
+        stored = [plan.full_row(row) for row in rows]
+        records = [plan.record(v) for v in stored]
+    else:
+        stored, records = [], [plan.direct(row) for row in rows]
     if not source.ahead_depth:
         await _on_driver(source, plan.sql, records, "copy", plan)
         return stored

@@ -131,7 +131,7 @@ async def index_many(
     if len(rows) == 1:
         await _ONE[dialect_name(session)].run(session, **values_of(rows[0]))
     elif rows and fresh:
-        await insert_new(session, documents, rows)
+        await insert_new(session, documents, rows, returning=False)
     elif rows:
         await _ONE[dialect_name(session)].run_many(session, [values_of(row) for row in rows])
 
