@@ -300,7 +300,10 @@ class TestSubscriber:
         async with database.read_sessions() as session:
             redeliveries = (
                 await session.execute(
-                    select(JOBS.c.status, JOBS.c.attempts).where(JOBS.c.kind == outbox.REDELIVER)
+                    select(JOBS.c.status, JOBS.c.attempts).where(
+                        JOBS.c.kind == outbox.REDELIVER,
+                        JOBS.c.workspace_id == uuid.UUID(admin.workspace_id),  # this test's
+                    )
                 )
             ).all()
         # On PostgreSQL the batch's COPY failed and each of its events was redelivered once,

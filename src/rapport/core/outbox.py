@@ -162,14 +162,7 @@ class Relay:
             return 0
 
     async def _run_batch(self) -> int:
-        pick = (
-            select(EVENTS)
-            .where(EVENTS.c.dispatched_at.is_(None))
-            .order_by(EVENTS.c.id)
-            .limit(self.batch)
-        )
-        if self.db.dialect == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
+        pick = _PICK[self.db.dialect]
         # A unit of work's session: subscribers' bulk writes may run on its driver (COPY).
         uow = UnitOfWork(self.db, write=True)
         session = uow.session
@@ -187,9 +180,9 @@ class Relay:
                 log.warning("listener_failed", error=repr(exc)[:500])
         return len(batch)
 
-    async def _dispatch(self, session: AsyncSession, pick: Any) -> list[DomainEvent]:
+    async def _dispatch(self, session: AsyncSession, pick: Query) -> list[DomainEvent]:
         """Claim a batch and hand it to every durable subscriber, in the caller's transaction."""
-        rows = (await session.execute(pick)).mappings().all()
+        rows = await pick.all(session, batch=self.batch)
         if not rows:
             return []
         batch = [DomainEvent.from_row(r) for r in rows]
@@ -225,6 +218,20 @@ class Relay:
                 break
             total += n
         return total
+
+
+# The oldest pending events, built once (on PostgreSQL it runs on the lent driver, see
+# `core.sql`); locked there, so two relays never claim the same event.
+_OLDEST = (
+    select(EVENTS)
+    .where(EVENTS.c.dispatched_at.is_(None))
+    .order_by(EVENTS.c.id)
+    .limit(bindparam("batch"))
+)
+_PICK = {
+    "postgresql": Query(_OLDEST.with_for_update(skip_locked=True)),
+    "sqlite": Query(_OLDEST),
+}
 
 
 class _Deadlock(Exception):

@@ -11,9 +11,10 @@ milliseconds), which the requests of that process would otherwise wait behind.
 
 - Presence: the listening connections are named `rapport-relay`, so a process counts the others
   in `pg_stat_activity` (every `PRESENCE_SECONDS`); with none, nothing is sent and nothing waits.
-  A process that starts listening, or stops, says so on the channel (`HELLO`, `BYE`), and the
-  others count again at once: a new process is not left out of the work for a presence
-  interval (a server's workers start together, each seeing none of the others yet).
+  A process that starts listening says so on the channel (`HELLO`) and the others count again
+  at once, so a new process is not left out of the work for a presence interval (a server's
+  workers start together, each seeing none of the others yet); one that stops says `BYE`, and
+  the others count one fewer.
 - A NOTIFY is sent after the commit, outside the request's transaction (no round trip is added to
   a write), and coalesced: while one is in flight, further commits ask for one more at most.
 - The connection is remade after PostgreSQL restarts; meanwhile there are no peers, and each relay
@@ -102,8 +103,10 @@ class Peers:
     def _heard(self, _conn: Any, pid: int, _channel: str, payload: str) -> None:
         if pid == self._pid:  # our own NOTIFY comes back to us too
             return
-        if payload in (HELLO, BYE):
+        if payload == HELLO:  # sent from its listening connection: counted from now on
             self._look.set()
+        elif payload == BYE:  # its connection closes just after: counting now could see it
+            self.count = max(0, self.count - 1)
         else:
             self.on_wake()
 

@@ -85,7 +85,10 @@ class Holders:
         return value in self._known
 
     def holder(self, value: Any, exclude: uuid.UUID | None = None) -> uuid.UUID | None:
-        return next((h for h in self._holders.get(value, ()) if h != exclude), None)
+        for held_by in self._holders.get(value, ()):  # a loop: asked once per item and rule
+            if held_by != exclude:
+                return held_by
+        return None
 
     def move(self, record_id: uuid.UUID, old: Any, new: Any) -> None:
         if old is not None and record_id in self._holders.get(old, ()):
