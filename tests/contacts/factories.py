@@ -4,11 +4,15 @@ tests do not depend on those modules' routes."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.activities.models import Activity
 from rapport.contacts.models import Contact, ContactCompany
@@ -23,6 +27,54 @@ from tests.factories import Account
 
 CONTACTS = "/api/v1/contacts"
 COMPANIES = "/api/v1/companies"
+
+
+def contact_values(workspace_id: uuid.UUID, **fields: Any) -> dict[str, Any]:
+    """A contact row as its table stores it, to be written straight into it."""
+    now = utcnow()
+    return {
+        "workspace_id": workspace_id,
+        "id": new_id(),
+        "status": "new",
+        "address": {},
+        "tags": [],
+        "custom_fields": {},
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+        **fields,
+    }
+
+
+@asynccontextmanager
+async def holding_email(
+    database: Database, workspace_id: uuid.UUID, email: str, contact_id: uuid.UUID | None = None
+) -> AsyncIterator[AsyncSession]:
+    """Another transaction holding an uncommitted contact with `email` (a write of the same
+    email waits on the unique index until it ends); the caller commits or rolls it back."""
+    values = contact_values(workspace_id, first_name="Rival", email=email)
+    if contact_id is not None:
+        values["id"] = contact_id
+    async with database.write_sessions() as rival:
+        await rival.execute(insert(Contact.__table__).values(**values))
+        yield rival
+
+
+async def waits_on_a_row_lock(database: Database) -> bool:
+    """Whether a statement comes to wait on another transaction's row (within 3 s). Polled from
+    autocommit reads: a transaction keeps its first pg_stat_activity snapshot."""
+    async with database.read_sessions() as watcher:
+        for _ in range(300):
+            waiting = await watcher.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND wait_event = 'transactionid'"
+                )
+            )
+            if waiting.scalar_one():
+                return True
+            await asyncio.sleep(0.01)
+    return False
 
 
 async def make_contact(client: httpx.AsyncClient, account: Account, **fields: Any) -> dict:

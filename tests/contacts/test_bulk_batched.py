@@ -7,10 +7,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from sqlalchemy import insert, text
-
-from rapport.contacts.models import Contact
-from rapport.core.clock import utcnow
 from rapport.core.ids import new_id
 from tests.bulk_checks import (
     SLACK,
@@ -24,7 +20,15 @@ from tests.bulk_checks import (
     total,
     written,
 )
-from tests.contacts.factories import CONTACTS, link, link_rows, make_company, make_contact
+from tests.contacts.factories import (
+    CONTACTS,
+    holding_email,
+    link,
+    link_rows,
+    make_company,
+    make_contact,
+    waits_on_a_row_lock,
+)
 from tests.factories import register
 
 NOBODY = str(uuid.UUID(int=1))
@@ -384,46 +388,15 @@ class TestConcurrentWriter:
         admin = await register(client)
         workspace_id = uuid.UUID(admin.workspace_id)
         items = people(20)
-        now = utcnow()
         rival_id = new_id()
-        async with database.write_sessions() as rival:
-            await rival.execute(
-                insert(Contact.__table__).values(
-                    workspace_id=workspace_id,
-                    id=rival_id,
-                    first_name="Rival",
-                    email="p7@example.com",
-                    status="new",
-                    address={},
-                    tags=[],
-                    custom_fields={},
-                    created_at=now,
-                    updated_at=now,
-                    version=1,
-                )
-            )
+        async with holding_email(database, workspace_id, "p7@example.com", rival_id) as rival:
             request = asyncio.create_task(
                 client.post(
                     f"{CONTACTS}/bulk?atomic=false", json={"items": items}, headers=admin.headers
                 )
             )
-            if backend == "postgres":
-                # The batch's INSERT waits on the rival's uncommitted row (unique index). Polled
-                # from autocommit reads: a transaction keeps its first pg_stat_activity snapshot.
-                blocked = False
-                async with database.read_sessions() as watcher:
-                    for _ in range(300):
-                        await asyncio.sleep(0.01)
-                        waiting = await watcher.execute(
-                            text(
-                                "SELECT count(*) FROM pg_stat_activity"
-                                " WHERE datname = current_database()"
-                                " AND wait_event_type = 'Lock' AND wait_event = 'transactionid'"
-                            )
-                        )
-                        if blocked := bool(waiting.scalar_one()):
-                            break
-                assert blocked, "the batch never reached its INSERT"
+            if backend == "postgres":  # the batch's INSERT waits on the rival's row
+                assert await waits_on_a_row_lock(database), "the batch never reached its INSERT"
             else:
                 await asyncio.sleep(0.2)  # the request waits for the rival's write lock
                 assert not request.done()

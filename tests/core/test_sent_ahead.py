@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from rapport.contacts.models import Contact
 from rapport.contacts.repository import ContactRepository
-from rapport.core.clock import utcnow
 from rapport.core.db import Database, UnitOfWork
-from rapport.core.ids import new_id
 from rapport.core.sql import sent_ahead
+from tests.contacts.factories import holding_email, waits_on_a_row_lock
 from tests.factories import register
 
 
@@ -56,44 +52,9 @@ async def _stored(database: Database, workspace_id: uuid.UUID) -> set[str]:
         await reader.close()
 
 
-@asynccontextmanager
-async def _rival(database: Database, workspace_id: uuid.UUID, email: str) -> AsyncIterator[Any]:
-    """Another transaction holding an uncommitted contact with `email`; the caller ends it."""
-    now = utcnow()
-    async with database.write_sessions() as rival:
-        await rival.execute(
-            insert(Contact.__table__).values(
-                workspace_id=workspace_id,
-                id=new_id(),
-                first_name="Rival",
-                email=email,
-                status="new",
-                address={},
-                tags=[],
-                custom_fields={},
-                created_at=now,
-                updated_at=now,
-                version=1,
-            )
-        )
-        yield rival
-
-
-async def _blocked(database: Database) -> bool:
-    """Whether a statement waits on another transaction's row lock (polled from autocommit
-    reads: a transaction keeps its first pg_stat_activity snapshot)."""
-    async with database.read_sessions() as watcher:
-        for _ in range(300):
-            waiting = await watcher.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock' AND wait_event = 'transactionid'"
-                )
-            )
-            if waiting.scalar_one():
-                return True
-            await asyncio.sleep(0.01)
-    return False
+async def _copy_held(repo: ContactRepository) -> None:
+    """A batch whose COPY waits on the rival's uncommitted email."""
+    await repo.insert_returning([_contact("a@example.com"), _contact("held@example.com")])
 
 
 async def test_rows_sent_ahead_are_there_for_the_next_statement(client, database):
@@ -155,13 +116,15 @@ class TestInFlight:
         uow, repo = await _writer(client, database)
         try:
             async with (
-                _rival(database, repo.workspace_id, "held@example.com") as rival,
+                holding_email(database, repo.workspace_id, "held@example.com") as rival,
                 sent_ahead(uow.session),
             ):
                 rows = await repo.insert_returning(
                     [_contact("mine@example.com"), _contact("held@example.com")]
                 )
-                assert await _blocked(database)  # returned, while the COPY waits on the rival
+                assert await waits_on_a_row_lock(
+                    database
+                )  # returned, while the COPY waits on the rival
                 if next_statement == "ours":
                     after = asyncio.create_task(repo.get(rows[0]["id"]))
                 else:
@@ -184,17 +147,15 @@ class TestInFlight:
     ):
         uow, repo = await _writer(client, database)
         try:
-            async with _rival(database, repo.workspace_id, "held@example.com") as rival:
+            async with holding_email(database, repo.workspace_id, "held@example.com") as rival:
 
                 async def fail_while_in_flight() -> None:
                     async with sent_ahead(uow.session):
-                        await repo.insert_returning(
-                            [_contact("a@example.com"), _contact("held@example.com")]
-                        )
+                        await _copy_held(repo)
                         raise ValueError("a bug after the COPY was sent")
 
                 failing = asyncio.create_task(fail_while_in_flight())
-                assert await _blocked(database)
+                assert await waits_on_a_row_lock(database)
                 await asyncio.sleep(0.1)
                 assert not failing.done()  # it waits for the COPY before it raises
                 await rival.commit()  # the COPY now fails on the duplicate
@@ -213,19 +174,17 @@ class TestInFlight:
     async def test_a_cancelled_request_cancels_its_copy(self, client, database):
         uow, repo = await _writer(client, database)
         try:
-            async with _rival(database, repo.workspace_id, "held@example.com") as rival:
+            async with holding_email(database, repo.workspace_id, "held@example.com") as rival:
 
                 async def write() -> None:
                     async with sent_ahead(uow.session):
-                        await repo.insert_returning(
-                            [_contact("a@example.com"), _contact("held@example.com")]
-                        )
+                        await _copy_held(repo)
                         await repo.insert_returning(
                             [_contact("b@example.com"), _contact("c@example.com")]
                         )
 
                 request = asyncio.create_task(write())
-                assert await _blocked(database)
+                assert await waits_on_a_row_lock(database)
                 request.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await request

@@ -16,6 +16,7 @@ from rapport.core.events import TABLE as events
 from rapport.core.ids import new_id
 from rapport.deals.models import DealStageChange, Pipeline, Stage
 from rapport.tasks.models import Task
+from tests.contacts.factories import contact_values
 from tests.factories import Account
 
 DEALS = "/api/v1/deals"
@@ -63,26 +64,13 @@ async def make_contact_row(
     database: Database, account: Account, first_name: str, last_name: str
 ) -> str:
     """A contact written straight into its table (the deals tests do not depend on /contacts)."""
-    now = datetime.now(UTC)
-    contact_id = new_id()
+    values = contact_values(
+        uuid.UUID(account.workspace_id), first_name=first_name, last_name=last_name
+    )
     async with database.write_sessions() as session:
-        await session.execute(
-            insert(Contact.__table__).values(
-                workspace_id=uuid.UUID(account.workspace_id),
-                id=contact_id,
-                first_name=first_name,
-                last_name=last_name,
-                status="new",
-                address={},
-                tags=[],
-                custom_fields={},
-                created_at=now,
-                updated_at=now,
-                version=1,
-            )
-        )
+        await session.execute(insert(Contact.__table__).values(**values))
         await session.commit()
-    return str(contact_id)
+    return str(values["id"])
 
 
 async def make_linked_rows(database: Database, account: Account, deal_id: str) -> tuple[str, str]:
