@@ -202,3 +202,21 @@ class TestInFlight:
             "held@example.com",
             "after@example.com",
         }
+
+    async def test_a_read_unit_of_work_copies_at_once(self, client, database):
+        """A read lends no connection of its own to hold a COPY on: it runs where it is."""
+        admin = await register(client)
+        reader = UnitOfWork(database, write=False)
+        repo = ContactRepository(reader.session, uuid.UUID(admin.workspace_id))
+        try:
+            async with sent_ahead(reader.session):
+                await repo.insert_returning(
+                    [_contact("r1@example.com"), _contact("r2@example.com")]
+                )
+                # Done (autocommit) before the block ends: another session sees the rows.
+                assert await _stored(database, repo.workspace_id) == {
+                    "r1@example.com",
+                    "r2@example.com",
+                }
+        finally:
+            await reader.close()

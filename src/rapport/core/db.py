@@ -287,6 +287,9 @@ class UnitOfWork:
         server's. Any statement after it waits for it first: ours through `settle`, SQLAlchemy's
         on its adapter's own lock, which the COPY holds while it runs."""
         await self.settle()
+        if not self.write:  # a read lends no connection of its own to hold: run it here
+            await statement()
+            return
         async with self.lean_driver():  # the BEGIN or SAVEPOINT it needs, sent from here
             pass
         assert self._lent is not None

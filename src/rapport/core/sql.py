@@ -244,8 +244,12 @@ class CopyPlan:
         cls, table: Table, keys: tuple[str, ...], dialect: Dialect, serialized: tuple[str, ...] = ()
     ) -> CopyPlan:
         unknown = set(keys) - set(table.c.keys())
-        if unknown or not set(serialized) <= set(keys):
+        if unknown:
             raise ValueError(f"{table.name} has no column {sorted(unknown)}")
+        if not set(serialized) <= set(keys):
+            raise ValueError(
+                f"JSON text for columns not given: {sorted(set(serialized) - set(keys))}"
+            )
         generated = tuple(
             (c.key, _default_maker(c.default, c))
             for c in table.columns
