@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.contacts.models import Contact
 from rapport.contacts.repository import ContactRepository
@@ -55,6 +58,18 @@ async def _stored(database: Database, workspace_id: uuid.UUID) -> set[str]:
 async def _copy_held(repo: ContactRepository) -> None:
     """A batch whose COPY waits on the rival's uncommitted email."""
     await repo.insert_returning([_contact("a@example.com"), _contact("held@example.com")])
+
+
+@asynccontextmanager
+async def _while_held(
+    database: Database, repo: ContactRepository, write: Callable[[], Awaitable[None]]
+) -> AsyncIterator[tuple[AsyncSession, asyncio.Task[None]]]:
+    """`write()` running as a task until its COPY waits on a rival's uncommitted email; the
+    caller ends the rival's transaction."""
+    async with holding_email(database, repo.workspace_id, "held@example.com") as rival:
+        task = asyncio.create_task(write())
+        assert await waits_on_a_row_lock(database)
+        yield rival, task
 
 
 async def test_rows_sent_ahead_are_there_for_the_next_statement(client, database):
@@ -147,15 +162,13 @@ class TestInFlight:
     ):
         uow, repo = await _writer(client, database)
         try:
-            async with holding_email(database, repo.workspace_id, "held@example.com") as rival:
 
-                async def fail_while_in_flight() -> None:
-                    async with sent_ahead(uow.session):
-                        await _copy_held(repo)
-                        raise ValueError("a bug after the COPY was sent")
+            async def fail_while_in_flight() -> None:
+                async with sent_ahead(uow.session):
+                    await _copy_held(repo)
+                    raise ValueError("a bug after the COPY was sent")
 
-                failing = asyncio.create_task(fail_while_in_flight())
-                assert await waits_on_a_row_lock(database)
+            async with _while_held(database, repo, fail_while_in_flight) as (rival, failing):
                 await asyncio.sleep(0.1)
                 assert not failing.done()  # it waits for the COPY before it raises
                 await rival.commit()  # the COPY now fails on the duplicate
@@ -174,17 +187,15 @@ class TestInFlight:
     async def test_a_cancelled_request_cancels_its_copy(self, client, database):
         uow, repo = await _writer(client, database)
         try:
-            async with holding_email(database, repo.workspace_id, "held@example.com") as rival:
 
-                async def write() -> None:
-                    async with sent_ahead(uow.session):
-                        await _copy_held(repo)
-                        await repo.insert_returning(
-                            [_contact("b@example.com"), _contact("c@example.com")]
-                        )
+            async def write() -> None:
+                async with sent_ahead(uow.session):
+                    await _copy_held(repo)
+                    await repo.insert_returning(
+                        [_contact("b@example.com"), _contact("c@example.com")]
+                    )
 
-                request = asyncio.create_task(write())
-                assert await waits_on_a_row_lock(database)
+            async with _while_held(database, repo, write) as (rival, request):
                 request.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await request
