@@ -60,6 +60,17 @@ async def _copy_held(repo: ContactRepository) -> None:
     await repo.insert_returning([_contact("a@example.com"), _contact("held@example.com")])
 
 
+async def _clean_after(database: Database, uow: UnitOfWork, workspace_id: uuid.UUID) -> None:
+    """After a failed write: `uow` writes and commits again, and only the rival's contact and
+    that write are stored."""
+    try:
+        await ContactRepository(uow.session, workspace_id).insert(_contact("after@example.com"))
+        await uow.commit()
+    finally:
+        await uow.close()
+    assert await _stored(database, workspace_id) == {"held@example.com", "after@example.com"}
+
+
 @asynccontextmanager
 async def _while_held(
     database: Database, repo: ContactRepository, write: Callable[[], Awaitable[None]]
@@ -175,14 +186,9 @@ class TestInFlight:
                 with pytest.raises(ValueError, match="a bug"):
                     await failing
             await uow.rollback()
-            await repo.insert(_contact("after@example.com"))
-            await uow.commit()
+            await _clean_after(database, uow, repo.workspace_id)  # the same unit of work
         finally:
-            await uow.close()
-        assert await _stored(database, repo.workspace_id) == {
-            "held@example.com",
-            "after@example.com",
-        }
+            await uow.close()  # closing twice is harmless
 
     async def test_a_cancelled_request_cancels_its_copy(self, client, database):
         uow, repo = await _writer(client, database)
@@ -200,19 +206,11 @@ class TestInFlight:
                 with pytest.raises(asyncio.CancelledError):
                     await request
                 await uow.rollback()
-                await uow.close()
                 await rival.commit()  # had the COPY gone on, it would now fail or wait
-            # The connection it ran on was not handed back mid-COPY: the next write is clean.
-            uow = UnitOfWork(database, write=True)
-            again = ContactRepository(uow.session, repo.workspace_id)
-            await again.insert(_contact("after@example.com"))
-            await uow.commit()
         finally:
             await uow.close()
-        assert await _stored(database, repo.workspace_id) == {
-            "held@example.com",
-            "after@example.com",
-        }
+        # The connection it ran on was not handed back mid-COPY: the next write is clean.
+        await _clean_after(database, UnitOfWork(database, write=True), repo.workspace_id)
 
     async def test_a_read_unit_of_work_copies_at_once(self, client, database):
         """A read lends no connection of its own to hold a COPY on: it runs where it is."""

@@ -142,10 +142,12 @@ async def record_many(
     """One event per `(resource_id, data)` item, written in one batched statement (bulk writes);
     ids are UUIDv7 made in order, so the relay sees them in the order given. On PostgreSQL the
     payloads are copied as the JSON text they encode to, never decoded here."""
+    if not items:
+        return []
     if len(items) == 1:  # a single write's event: one execute, cheaper than a batch of one
         rows = [_row(workspace_id, type, items[0][1], principal, items[0][0])]
         await _INSERT.run(session, **values_of(rows[0]))
-    elif items:
+    else:
         copy = copies(session)
         encode = json_text if copy else jsonable
         occurred_at = utcnow()  # one write, one time (ids keep the order)
@@ -169,8 +171,5 @@ async def record_many(
         await insert_new(
             session, TABLE, rows, returning=False, serialized=("data",) if copy else ()
         )
-    else:
-        rows = []
-    if rows:
-        session.info[WAKE] = True
+    session.info[WAKE] = True
     return [r["id"] for r in rows]
