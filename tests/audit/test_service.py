@@ -149,7 +149,9 @@ class TestBuildEntries:
             event("contact.erased", {"id": str(b)}, b),
         ]
         rows = build_entries(batch, {})
-        assert [r["changes"] for r in rows] == [
+        # A creation's changes are not stored: they are made from its snapshot when read.
+        assert [r["changes"] for r in rows][:2] == [{}, {}]
+        assert [service.changes_of(r) for r in rows] == [
             {"n": {"from": None, "to": "A1"}},
             {"n": {"from": None, "to": "B1"}},
             {"n": {"from": "A1", "to": "A2"}},
@@ -162,6 +164,23 @@ class TestBuildEntries:
         assert rows[3]["snapshot"] == rows[2]["snapshot"] == {"id": str(a), "version": 2, "n": "A2"}
         assert rows[5]["snapshot"] is None
         assert rows[5]["details"] is None and rows[5]["action"] == "erased"
+
+    def test_a_creation_reads_as_every_value_its_snapshot_sets(self):
+        """What a creation's entry stored before its changes were made on read (stored in full)
+        reads the same as one stored without them."""
+        a = new_id()
+        data = {"id": str(a), "version": 1, "n": "A", "none": None, "address": {"city": "Oslo"}}
+        (row,) = build_entries([event("contact.created", data, a)], {})
+        assert row["changes"] == {} and row["snapshot"] == data
+        made = service.changes_of(row)
+        assert made == {
+            "n": {"from": None, "to": "A"},
+            "address.city": {"from": None, "to": "Oslo"},
+        }
+        assert service.changes_of({**row, "changes": diff(None, data)}) == made
+        # Other actions, and a creation with nothing set, read as stored.
+        assert service.changes_of({**row, "action": "updated"}) == {}
+        assert service.changes_of({**row, "snapshot": None}) == {}
 
     def test_a_stored_base_is_the_first_diffs_from(self):
         a = new_id()
@@ -221,7 +240,7 @@ class TestSubscriber:
         for secret in ("whsec_first", "whsec_second", "tok_zzz", "hunter2"):
             assert secret not in text
         assert hook_rows[0]["snapshot"]["secret"] == REDACTED
-        assert hook_rows[0]["changes"]["auth.token"] == {"from": None, "to": REDACTED}
+        assert service.changes_of(hook_rows[0])["auth.token"] == {"from": None, "to": REDACTED}
         assert hook_rows[1]["changes"] == {
             "url": {"from": "https://a.example", "to": "https://b.example"}
         }

@@ -177,6 +177,18 @@ class TestAssignments:
         assert len(await inbox(client, bob)) == 60
         inserts = [s for s in seen if s.upper().startswith("INSERT INTO NOTIFICATION ")]
         assert len(inserts) == 1, inserts
+        # Records the batch creates have no holder yet: none is looked up.
+        assert not [s for s in seen if s.upper().startswith("SELECT NOTIFICATION_HOLDER")]
+        # Their holders are saved: an edit that keeps the assignee notifies nobody, a new
+        # assignee is notified.
+        carol = await add_member(client, admin)
+        first = (await inbox(client, bob))[0]["resource_id"]
+        await patch(client, admin, f"{TASKS}/{first}", title="Again", assignee_id=bob.user["id"])
+        await drain(app)
+        await patch(client, admin, f"{TASKS}/{first}", assignee_id=carol.user["id"])
+        await drain(app)
+        assert len(await inbox(client, bob)) == 60
+        assert len(await inbox(client, carol)) == 1
 
 
 class TestWebhookEndpointDisabled:

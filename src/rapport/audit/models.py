@@ -6,7 +6,8 @@ transaction, so each committed event is audited exactly once. An event touches o
 (workspace_id, event_id, position) and a replay of the same event writes nothing twice.
 
 `snapshot` is the record's state after the event (secrets redacted), kept as the base of the
-next entry's diff; `details` holds what the event carried besides the record's state (a merge's
+next entry's diff (a creation's `changes` are not stored: they are every value its snapshot sets,
+made when read); `details` holds what the event carried besides the record's state (a merge's
 winner and losers, a conversion's results) or, for events that are not a record's state (a link,
 an erase, a role change), the redacted payload itself.
 """

@@ -8,6 +8,8 @@ other relay still holding an earlier event of those records, so entries follow e
 event whose payload is a record's state (its `id` is the event's record and it has a `version`)
 becomes that record's new snapshot, and its `changes` are the field-level diff against the
 previous snapshot; events of the same record within a batch diff against each other, in order.
+A creation stores no `changes`: they are every value its snapshot sets, made when the entry is
+read (`changes_of`), so a bulk create's thousand entries do not hold each value twice.
 Other events (links, erasures, role changes, settings) are kept with their payload in `details`
 and no diff (a record's entry carries its last state forward, so a record's newest entry always
 holds the base of its next diff). A merge is also written into each loser's history
@@ -117,7 +119,7 @@ def redact(value: Any) -> Any:
         for k, v in value.items():
             if k in secret:
                 new = REDACTED
-            elif isinstance(v, dict | list):
+            elif v and isinstance(v, dict | list):  # an empty one holds nothing to redact
                 new = redact(v)
             else:
                 continue
@@ -127,7 +129,7 @@ def redact(value: Any) -> Any:
                 out[k] = new
         return value if out is None else out
     if isinstance(value, list):
-        items = [redact(v) if isinstance(v, dict | list) else v for v in value]
+        items = [redact(v) if v and isinstance(v, dict | list) else v for v in value]
         return value if all(n is o for n, o in zip(items, value, strict=True)) else items
     return value
 
@@ -273,8 +275,13 @@ def build_entries(
                 snapshot = state[key] = {**previous, "merged_into_id": winner}
             details = {k: data[k] for k in sorted(extras) if k in data} or None
         elif key is not None and _is_state(data, key.resource_id):
-            snapshot = {k: v for k, v in data.items() if k not in extras}
-            changes = diff(state.get(key), snapshot)
+            # Payloads are only read from here on: without extras, the payload is the snapshot.
+            snapshot = {k: v for k, v in data.items() if k not in extras} if extras else data
+            previous = state.get(key)
+            # A creation's changes are every value its snapshot sets: derived when read
+            # (`changes_of`), not stored twice.
+            if previous is not None or action != CREATED:
+                changes = diff(previous, snapshot)
             state[key] = snapshot
             details = {k: data[k] for k in sorted(extras) if k in data} or None
         else:
@@ -345,8 +352,19 @@ ENTRY_FIELDS = (
 )
 
 
+def changes_of(entry: RowMapping | dict[str, Any]) -> dict[str, Any]:
+    """An entry's field-level changes. A creation's are not stored (its snapshot holds every
+    value it set): they are `diff(None, snapshot)`, made here."""
+    changes = entry["changes"]
+    if changes or entry["action"] != CREATED or entry["position"] or not entry["snapshot"]:
+        return changes or {}
+    return _created(entry["snapshot"])
+
+
 def entry_read(row: RowMapping) -> dict[str, Any]:
-    return {f: row[f] for f in ENTRY_FIELDS}
+    entry = {f: row[f] for f in ENTRY_FIELDS}
+    entry["changes"] = changes_of(row)
+    return entry
 
 
 @dataclass(frozen=True)

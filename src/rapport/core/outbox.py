@@ -187,8 +187,10 @@ class Relay:
             return []
         batch = [DomainEvent.from_row(r) for r in rows]
         ctx = RelayContext(session=session, now=self.now, services=self.services, fresh=True)
+        types = {e.type for e in batch}  # a batch holds few types: each matched once
         for sub in self.registry.durable.values():
-            wanted = [e for e in batch if matches(sub.patterns, e.type)]
+            matched = {t for t in types if matches(sub.patterns, t)}
+            wanted = [e for e in batch if e.type in matched]
             if not wanted:
                 continue
             try:

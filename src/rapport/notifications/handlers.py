@@ -117,7 +117,14 @@ async def _assignments(ctx: RelayContext, batch: list[DomainEvent]) -> list[Draf
             relevant.append((event, resource, record_id))
     if not relevant:
         return []
-    keys = [(e.workspace_id, record_id) for e, _, record_id in relevant]
+    # A record the relay's own batch creates has no holder yet (its creation is its first event,
+    # and none of the batch's events was handled before): only the others are looked up, so a
+    # bulk create's batch reads nothing.
+    keys = [
+        (e.workspace_id, record_id)
+        for e, _, record_id in relevant
+        if not (ctx.fresh and e.type.endswith(".created"))
+    ]
     seen: dict[Key, uuid.UUID | None] = dict(await repository.load_holders(ctx.session, keys))
     changed: dict[Key, uuid.UUID | None] = {}
     drafts = []
