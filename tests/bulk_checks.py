@@ -4,12 +4,14 @@ write leaves behind, read straight from their tables."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 
+from rapport.core.bulk import WRITE_CHUNK
 from rapport.core.db import Database
 from rapport.core.events import TABLE as EVENTS
 from rapport.search.models import SearchDocument
@@ -20,6 +22,14 @@ DOCUMENTS = SearchDocument.__table__
 # Statements a bulk write may add, whatever its size: insertmanyvalues sends 1000 rows per
 # statement, so a 1000-item batch may take one more INSERT than a 10-item one, per table.
 SLACK = 3
+
+
+def per_chunk(few: int, count: int, items: int, backend: str) -> bool:
+    """Whether a bulk write of `items` sent no more statements than one of a few items, once per
+    chunk: on PostgreSQL the items are checked and written `WRITE_CHUNK` at a time (a chunk's
+    statements do not grow with its items), elsewhere all at once."""
+    chunks = math.ceil(items / WRITE_CHUNK) if backend == "postgres" else 1
+    return count <= few * chunks + SLACK
 
 
 async def counted(

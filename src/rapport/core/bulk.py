@@ -5,9 +5,11 @@ item by index. `atomic=false`: the valid ones are written and the response repor
 outcome.
 
 Two runners share those rules. `run_batched` is the one the record services use: every item is
-validated and checked first (the services answer their reference and uniqueness questions for the
-whole batch with one query per kind), then the valid items are written together (one batched
-INSERT, one batch of events, one of search documents), inside a savepoint. Should the database
+validated first and the services answer their reference and uniqueness questions for the whole
+batch with one query per kind; then the items are checked in order and the valid ones written
+together (one batched INSERT, one batch of events, one of search documents), inside a savepoint.
+On PostgreSQL they are checked and written `WRITE_CHUNK` at a time, each chunk's COPYs sent ahead,
+so the server writes a chunk while the next is checked here. Should the database
 still refuse that batch (a concurrent writer took an email meanwhile), the savepoint is rolled back
 and the items run again one by one through `run_bulk`, whose per-item errors are exact.
 `run_bulk` tries each item in turn (in its own savepoint when `atomic=false`).
@@ -24,8 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.core.db import plan_each_statement
 from rapport.core.errors import AppError, BadRequest, ValidationFailed
+from rapport.core.sql import copies, sent_ahead
 
 MAX_ITEMS = 1000
+# Items checked and written at a time by `run_batched`: small enough that the server starts on the
+# first chunk early, large enough that each chunk's statements carry many rows.
+WRITE_CHUNK = 250
 T = TypeVar("T")
 P = TypeVar("P")
 
@@ -152,13 +158,19 @@ async def run_batched(
     prepare: Callable[[Any, int], Awaitable[P]],
     write: Callable[[list[P]], Awaitable[list[dict[str, Any] | AppError]]],
     fallback: Callable[[Any, int], Awaitable[dict[str, Any]]],
+    chunk: int = WRITE_CHUNK,
 ) -> dict[str, Any]:
     """The same contract as `run_bulk`, written in batches.
 
     `preload(models)` answers the batch's lookups at once; `prepare(model, index)` checks one item
     in order, seeing the items prepared before it (raises AppError to refuse it); `write(plans)`
-    writes every accepted item and returns each one's data in order (or the AppError that stopped
+    writes accepted items and returns each one's data in order (or the AppError that stopped
     it). `fallback(model, index)` is the single-item path used if the database refuses the batch.
+
+    Items are prepared and written `chunk` at a time, in one savepoint whose writes are sent
+    ahead (`core.sql.sent_ahead`): the server writes a chunk while the next one is checked and
+    made here. An atomic batch with a refused item writes nothing: what its earlier chunks wrote
+    is rolled back with the savepoint.
     """
     if not items:
         raise BadRequest("Send at least one item.", code="empty_bulk")
@@ -172,28 +184,56 @@ async def run_batched(
         except ValidationError as exc:
             details, results[index] = _validation_failure(exc, index)
             failures.extend(details)
-    await plan_each_statement(session)  # the batch's IN-list lookups, planned with their values
-    await preload([model for _, model in valid])
+    if valid and not (atomic and failures):
+        await plan_each_statement(session)  # the batch's IN-list lookups, planned with their values
+        await preload([model for _, model in valid])
+        try:
+            async with session.begin_nested():
+                async with sent_ahead(session):
+                    step = chunk if copies(session) else len(valid)  # nothing sent ahead
+                    for start in range(0, len(valid), step):
+                        await _prepare_and_write(
+                            valid[start : start + step], prepare, write, results, failures, atomic
+                        )
+                if atomic and failures:
+                    raise _Refused()  # rolls back what the chunks before the refusal wrote
+        except IntegrityError:
+            return await run_bulk(session, items, schema, fallback, atomic=atomic)
+        except _Refused:
+            pass
+    failures.sort(key=lambda f: f["index"])
+    if atomic and failures:
+        return _finish([], failures, len(items), atomic)
+    return _finish([r for r in results if r is not None], failures, len(items), atomic)
+
+
+class _Refused(Exception):
+    """An atomic batch met an item it refuses: its savepoint is rolled back."""
+
+
+async def _prepare_and_write(
+    models: list[tuple[int, Any]],
+    prepare: Callable[[Any, int], Awaitable[P]],
+    write: Callable[[list[P]], Awaitable[list[dict[str, Any] | AppError]]],
+    results: list[dict[str, Any] | None],
+    failures: list[dict[str, Any]],
+    atomic: bool,
+) -> None:
+    """One chunk: each item checked in order, then the accepted ones written (none once an
+    atomic batch has a refusal: the rest are only checked, so every refusal is reported)."""
     plans: list[tuple[int, P]] = []
-    for index, model in valid:
+    for index, model in models:
         try:
             plans.append((index, await prepare(model, index)))
         except AppError as exc:
             detail, results[index] = _item_error(exc, index)
             failures.append(detail)
-    if atomic and failures:
-        return _finish([], sorted(failures, key=lambda f: f["index"]), len(items), atomic)
-    if plans:
-        try:
-            async with session.begin_nested():
-                written = await write([plan for _, plan in plans])
-        except IntegrityError:
-            return await run_bulk(session, items, schema, fallback, atomic=atomic)
-        for (index, _), outcome in zip(plans, written, strict=True):
-            if isinstance(outcome, AppError):
-                detail, results[index] = _item_error(outcome, index)
-                failures.append(detail)
-            else:
-                results[index] = {"index": index, "success": True, "data": outcome}
-    failures.sort(key=lambda f: f["index"])
-    return _finish([r for r in results if r is not None], failures, len(items), atomic)
+    if not plans or (atomic and failures):
+        return
+    written = await write([plan for _, plan in plans])
+    for (index, _), outcome in zip(plans, written, strict=True):
+        if isinstance(outcome, AppError):
+            detail, results[index] = _item_error(outcome, index)
+            failures.append(detail)
+        else:
+            results[index] = {"index": index, "success": True, "data": outcome}

@@ -40,7 +40,6 @@ from rapport.core.errors import AppError, Forbidden, NotFound, PreconditionFaile
 from rapport.core.ids import new_id
 from rapport.core.listing import Listing, ListParams, Page
 from rapport.core.repository import TenantRepository
-from rapport.core.sql import sent_ahead
 from rapport.custom_fields.service import CustomFieldValidator
 from rapport.identity.models import Membership
 from rapport.search import indexer
@@ -372,12 +371,11 @@ class RecordService(ABC):
 
         async def write(plans: list[dict[str, Any]]) -> list[dict[str, Any] | AppError]:
             # Each COPY (records, events, search documents) is written by the server while the
-            # next one's rows are made here.
-            async with sent_ahead(self.session):
-                rows = await self.insert_rows(plans)
-                reads = [self.read(row) for row in rows]
-                await self.after_created(rows, reads)  # the events' payloads copy these reads
-                return [marked(r) for r in reads]
+            # next one's rows are made here (`run_batched` sends them ahead).
+            rows = await self.insert_rows(plans)
+            reads = [self.read(row) for row in rows]
+            await self.after_created(rows, reads)  # the events' payloads copy these reads
+            return [marked(r) for r in reads]
 
         async def one(body: Any, _index: int) -> dict[str, Any]:
             self.end_batch()
