@@ -402,56 +402,52 @@ class TestUpdate:
 
 
 class TestConcurrentWriter:
-    async def test_an_email_taken_meanwhile_is_reported_for_its_item(
-        self, client, database, backend
-    ):
-        """Another transaction takes an email while the batch runs. PostgreSQL: between the
-        batch's checks and its INSERT, so the database refuses the batch and the items run again
-        one by one. SQLite: writers take turns, so the batch waits, then sees the email taken.
-        Either way the item gets the single-item error and the others are written."""
+    async def _post_while_held(
+        self, client, database, backend: str, count: int, taken: int
+    ) -> tuple[dict, uuid.UUID]:
+        """A non-atomic bulk create of `people(count)` while another transaction holds item
+        `taken`'s email, committed once the batch waits for it: (errors by index, rival id)."""
         admin = await register(client)
-        workspace_id = uuid.UUID(admin.workspace_id)
-        items = people(20)
         rival_id = new_id()
-        async with holding_email(database, workspace_id, "p7@example.com", rival_id) as rival:
+        email = f"p{taken}@example.com"
+        workspace_id = uuid.UUID(admin.workspace_id)
+        async with holding_email(database, workspace_id, email, rival_id) as rival:
             request = asyncio.create_task(
                 client.post(
-                    f"{CONTACTS}/bulk?atomic=false", json={"items": items}, headers=admin.headers
+                    f"{CONTACTS}/bulk?atomic=false",
+                    json={"items": people(count)},
+                    headers=admin.headers,
                 )
             )
-            if backend == "postgres":  # the batch's INSERT waits on the rival's row
-                assert await waits_on_a_row_lock(database), "the batch never reached its INSERT"
+            if backend == "postgres":  # the batch's COPY waits on the rival's row
+                assert await waits_on_a_row_lock(database), "the batch never reached its COPY"
             else:
                 await asyncio.sleep(0.2)  # the request waits for the rival's write lock
                 assert not request.done()
             await rival.commit()
             response = await request
-        errors = failed(response)
+        assert await total(client, admin, CONTACTS) == count
+        created = await event_count(database, admin.workspace_id, "contact.created")
+        assert created == count - 1
+        return failed(response), rival_id
+
+    async def test_an_email_taken_meanwhile_is_reported_for_its_item(
+        self, client, database, backend
+    ):
+        """Another transaction takes an email while the batch runs. PostgreSQL: between the
+        batch's checks and its COPY, so the database refuses the batch and the items run again
+        one by one. SQLite: writers take turns, so the batch waits, then sees the email taken.
+        Either way the item gets the single-item error and the others are written."""
+        errors, rival_id = await self._post_while_held(client, database, backend, 20, 7)
         assert sorted(errors) == [7]
         assert errors[7]["code"] == "contact_email_taken"
         assert errors[7]["details"][0]["existing_id"] == str(rival_id)
-        assert await total(client, admin, CONTACTS) == 20
 
     async def test_an_email_taken_meanwhile_in_a_later_chunk(self, client, database, backend):
         """The same in the third chunk of a batch: the chunks written before it are rolled
         back with the batch's savepoint, and the items run again one by one."""
         if backend == "sqlite":
             pytest.skip("SQLite writes a batch at once: no chunk is written before another")
-        admin = await register(client)
-        workspace_id = uuid.UUID(admin.workspace_id)
-        items = people(700)
-        rival_id = new_id()
-        async with holding_email(database, workspace_id, "p555@example.com", rival_id) as rival:
-            request = asyncio.create_task(
-                client.post(
-                    f"{CONTACTS}/bulk?atomic=false", json={"items": items}, headers=admin.headers
-                )
-            )
-            assert await waits_on_a_row_lock(database), "the batch never reached its COPY"
-            await rival.commit()
-            response = await request
-        errors = failed(response)
+        errors, rival_id = await self._post_while_held(client, database, backend, 700, 555)
         assert sorted(errors) == [555]
         assert errors[555]["details"][0]["existing_id"] == str(rival_id)
-        assert await total(client, admin, CONTACTS) == 700
-        assert await event_count(database, admin.workspace_id, "contact.created") == 699
