@@ -5,9 +5,10 @@ clock, die after their last attempt, and are taken again when their worker's lea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -41,6 +42,64 @@ async def create_contacts(client: Any, account: Account, n: int) -> list[str]:
         assert r.status_code == 201, r.text
         ids.append(r.json()["data"]["id"])
     return ids
+
+
+async def until(predicate: Any, seconds: float = 5.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not predicate():  # noqa: ASYNC110 - polled: what it waits for sets no event
+            await asyncio.sleep(0.01)
+
+
+async def commit_to_relay(
+    client: Any, account: Account, relayed_at: Callable[[], float | None]
+) -> float:
+    """Seconds from one contact's commit to `relayed_at()`: when a relay run took it."""
+    committed = asyncio.get_running_loop().time()
+    await create_contacts(client, account, 1)
+    await until(lambda: relayed_at() is not None)
+    at = relayed_at()
+    assert at is not None
+    return at - committed
+
+
+@contextlib.asynccontextmanager
+async def running(background: Background, db: Database) -> AsyncIterator[Background]:
+    await background.start()
+    try:
+        yield background
+    finally:
+        await background.stop()
+        db.on_events_committed.remove(background.committed)
+
+
+def first_relayed(runs: list[tuple[float, int]]) -> Callable[[], float | None]:
+    return lambda: next((started for started, n in runs if n), None)
+
+
+def timed_background(
+    relay_db: Database, database_url: str, linger: float, **overrides: Any
+) -> tuple[Background, list[tuple[float, int]]]:
+    """A background that polls rarely, and the (start, events) of each of its relay runs."""
+    settings = base_settings(
+        database_url=database_url,
+        outbox_poll_seconds=30,
+        jobs_poll_seconds=30,
+        background_linger_seconds=linger,
+        **overrides,
+    )
+    background = Background(settings, relay_db)
+    runs: list[tuple[float, int]] = []
+    run_once = background.relay.run_once
+    clock = asyncio.get_running_loop().time
+
+    async def timed() -> int:
+        started = clock()
+        n = await run_once()
+        runs.append((started, n))
+        return n
+
+    background.relay.run_once = timed  # type: ignore[method-assign]
+    return background, runs
 
 
 def mine(events: list[DomainEvent], account: Account) -> list[DomainEvent]:
@@ -401,6 +460,40 @@ async def test_the_background_loops_relay_commits_at_once(
         relay_db.on_events_committed.remove(background.committed)
 
 
+async def test_after_a_run_that_found_nothing_a_commit_is_relayed_at_once(
+    client: Any, relay_db: Database, database_url: str
+) -> None:
+    """A run that finds nothing pending (another process took it, or the poll found nothing)
+    leaves the relay idle: the next commit is not held back for the linger interval."""
+    linger = 0.5
+    background, runs = timed_background(relay_db, database_url, linger)
+    account = await register(client)
+    async with running(background, relay_db):
+        await asyncio.sleep(0.05)
+        await background.drain()
+        runs.clear()
+        background.wake()  # a wake with nothing pending: one empty run
+        await until(lambda: runs)
+        assert runs[0][1] == 0, runs
+        latency = await commit_to_relay(client, account, first_relayed(runs))
+        assert latency < linger / 2, (latency, runs)
+
+
+async def test_a_backlog_is_relayed_batch_after_batch_without_pauses(
+    client: Any, relay_db: Database, database_url: str
+) -> None:
+    """A full batch means more is pending: the next runs at once, not a linger later."""
+    linger = 0.5
+    background, runs = timed_background(relay_db, database_url, linger, outbox_batch_size=5)
+    account = await register(client)
+    await create_contacts(client, account, 12)  # pending: no relay runs yet
+    async with running(background, relay_db):
+        await until(lambda: sum(n for _, n in runs) >= 12)
+    full = [started for started, n in runs if n]
+    assert len(full) >= 3, runs
+    assert full[-1] - full[0] < linger, runs
+
+
 async def test_a_busy_relay_takes_commits_in_batches(
     client: Any, relay_db: Database, database_url: str
 ) -> None:
@@ -408,48 +501,22 @@ async def test_a_busy_relay_takes_commits_in_batches(
     accumulated as one batch, instead of a transaction per commit; every event is still relayed,
     and the first commit after a quiet spell is relayed at once."""
     linger = 0.3
-    settings = base_settings(
-        database_url=database_url,
-        outbox_poll_seconds=30,
-        jobs_poll_seconds=30,
-        background_linger_seconds=linger,
-    )
-    background = Background(settings, relay_db)
+    background, runs = timed_background(relay_db, database_url, linger)
     account = await register(client)
-    runs: list[tuple[float, int]] = []
-    run_once = background.relay.run_once
-    clock = asyncio.get_running_loop().time
-
-    async def timed() -> int:
-        started = clock()
-        n = await run_once()
-        runs.append((started, n))
-        return n
-
-    background.relay.run_once = timed  # type: ignore[method-assign]
-    await background.start()
-    try:
+    async with running(background, relay_db):
         await asyncio.sleep(linger)  # quiet: the next commit is relayed without waiting
-        committed = clock()
-        await create_contacts(client, account, 1)
-        for _ in range(50):
-            if sum(n for _, n in runs) >= 1:
-                break
-            await asyncio.sleep(0.01)
-        first = next(started for started, n in runs if n)
-        assert first - committed < linger / 2, (first - committed, runs)
+        latency = await commit_to_relay(client, account, first_relayed(runs))
+        assert latency < linger / 2, (latency, runs)
         await create_contacts(client, account, 12)
         for _ in range(100):
             if sum(n for _, n in runs) >= 13:
                 break
             await asyncio.sleep(0.1)
-    finally:
-        await background.stop()
-        relay_db.on_events_committed.remove(background.committed)
     assert sum(n for _, n in runs) >= 13
-    starts = [started for started, _ in runs]
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-    assert min(gaps) >= linger * 0.9, gaps  # never more often than once per linger
+    # Never more often than once per linger after a run that relayed something (a run that
+    # found nothing leaves the loop idle: the next commit is answered at once).
+    gaps = [b[0] - a[0] for a, b in zip(runs, runs[1:], strict=False) if a[1]]
+    assert min(gaps) >= linger * 0.9, runs
     assert len([n for _, n in runs if n]) < 13, runs  # so commits shared batches
     async with relay_db.read_sessions() as session:
         pending = (

@@ -22,7 +22,7 @@ from rapport.core.http import Activity
 from rapport.core.outbox import Relay, SubscriberRegistry
 from rapport.core.peers import APPLICATION_NAME, Peers
 from tests.conftest import base_settings
-from tests.core.test_outbox import create_contacts
+from tests.core.test_outbox import commit_to_relay, create_contacts, until
 from tests.factories import Account, register
 
 
@@ -88,12 +88,6 @@ async def pending(db: Database, account: Account) -> int:
         return len(rows.all())
 
 
-async def until(predicate: Any, seconds: float = 5.0) -> None:
-    async with asyncio.timeout(seconds):
-        while not predicate():  # noqa: ASYNC110 - polled: what it waits for sets no event
-            await asyncio.sleep(0.01)
-
-
 @contextlib.asynccontextmanager
 async def busy_and_idle(
     pg: Database, url: str, idle_poll: float
@@ -144,11 +138,10 @@ async def test_without_peers_nothing_waits(client: Any, pg: Database, database_u
         assert alone.peers is not None
         await until(lambda: alone.peers.listening)
         assert await alone.peers.refresh() == 0
-        clock = asyncio.get_running_loop().time
-        committed = clock()
-        await create_contacts(client, account, 1)
-        await until(lambda: runs.total >= 1)
-        assert runs.first() - committed < 0.5
+        latency = await commit_to_relay(
+            client, account, lambda: runs.first() if runs.total else None
+        )
+        assert latency < 0.5
     finally:
         await alone.stop()
         pg.on_events_committed.remove(alone.committed)

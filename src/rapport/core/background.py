@@ -228,8 +228,9 @@ class Background:
         defer: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Run `run_once` when woken (or every `poll` seconds), at most once per `linger`
-        seconds: an idle loop answers a commit at once, a busy one takes what accumulated in the
-        meantime as one batch instead of one transaction per commit. A full batch means more may
+        seconds: an idle loop (its last run found nothing) answers a commit at once, a busy one
+        takes what accumulated in the meantime as one batch instead of one transaction per
+        commit. A full batch means more may
         be waiting: it runs again without waiting for a wake (nor for `defer`, which runs
         before each run that follows a wait)."""
         linger = self.settings.background_linger_seconds
@@ -238,7 +239,7 @@ class Background:
         backlog = False
         while not self._stopping:
             pause = linger - (clock() - last)
-            if pause > 0:
+            if pause > 0 and not backlog:  # a full batch is no commit to wait for
                 await asyncio.sleep(pause)
             if defer is not None and not backlog:
                 await defer()
@@ -255,5 +256,7 @@ class Background:
             backlog = n >= batch
             if backlog:
                 continue
+            if not n:  # nothing was pending: idle again, so the next wake is answered at once
+                last = -linger
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=poll)
