@@ -24,6 +24,7 @@ from tests.imports.factories import (
     start_import,
     upload,
 )
+from tests.query_plans import captured
 
 HEADER = ["first_name", "last_name", "email", "phone", "notes"]
 
@@ -62,6 +63,25 @@ class TestImportWithBadRows:
         assert by_line[6][1:3] == ["", ""] and "first name" in by_line[6][3]
         assert by_line[7][1:3] == ["phone", "phone"]
         assert by_line[7][4:] == ["Alan", "Turing", "alan@example.com", "12", ""]
+
+    async def test_rows_are_written_as_a_bulk_write_writes_them(
+        self, client, app, database, backend
+    ):
+        """The job writes through a unit of work like a request's: on PostgreSQL its contacts,
+        their events and search documents are copied in, not INSERTed row by row."""
+        admin = await register(client)
+        with (
+            captured(database, "COPY ") as copies,
+            captured(database, "INSERT INTO contact ") as inserts,
+        ):
+            done = await run_import(client, app, admin, mixed_file())
+        assert done["created"] == 3
+        tables = {c.sql.split()[1] for c in copies}
+        if backend == "postgres":
+            assert {"contact", "event", "search_document"} <= tables, tables
+            assert not inserts
+        else:
+            assert not copies and inserts
 
     async def test_progress_fields_and_events(self, client, app, database, settings, monkeypatch):
         monkeypatch.setattr(settings, "import_chunk_rows", 2)

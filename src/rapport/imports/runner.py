@@ -45,7 +45,7 @@ from rapport.core import events, jobs
 from rapport.core.auth import Principal, Role, weaker_role
 from rapport.core.clock import utcnow
 from rapport.core.config import Settings
-from rapport.core.db import Database, plan_each_statement
+from rapport.core.db import Database, UnitOfWork, plan_each_statement
 from rapport.core.errors import AppError
 from rapport.core.ids import new_id
 from rapport.core.observability import log
@@ -241,8 +241,15 @@ class ImportRun:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self.db.write_sessions() as session, session.begin():
-            yield session
+        """A write transaction on a unit of work's session, as a request's: the resources'
+        bulk paths write through it as they do for `POST /{records}/bulk` (COPY on PostgreSQL)."""
+        uow = UnitOfWork(self.db, write=True)
+        session = uow.session
+        try:
+            async with session.begin():
+                yield session
+        finally:
+            await uow.close()
 
     # -- the run -------------------------------------------------------------------------------
     async def run(self, workspace_id: uuid.UUID, import_id: uuid.UUID) -> Outcome:
