@@ -313,10 +313,12 @@ def activities(
         }
 
 
-def search_row(ws: Workspace, resource: str, service: Any, row: dict[str, Any]) -> dict[str, Any]:
+def search_row(
+    workspace_id: uuid.UUID, resource: str, service: Any, row: dict[str, Any]
+) -> dict[str, Any]:
     doc = service.search_document(None, row)
     return {
-        "workspace_id": ws.id,
+        "workspace_id": workspace_id,
         "resource": resource,
         "record_id": row["id"],
         "title": (doc.title or "")[:500],
@@ -434,7 +436,7 @@ async def load(url: str, n: int, *, quiet: bool = False) -> tuple[Workspace, dic
         for row in rows:
             batch.append(row)
             if resource:
-                docs.append(search_row(ws, resource, service, row))
+                docs.append(search_row(ws.id, resource, service, row))
             if table == "contact" and len(ids) < 100_000:
                 ids.append(row["id"])
             if len(batch) >= CHUNK:

@@ -3,11 +3,11 @@ process), its job run to the end; prints rows/s (the bulk endpoint's rate as bas
 
 Not a test and not part of `make test`: run it on demand, e.g.
 
-    .venv/bin/python bench/import_probe.py                          # 200,000 rows, SQLite
-    .venv/bin/python bench/import_probe.py --rows 100000 --backend all
-    .venv/bin/python bench/import_probe.py --rows 1000000 --backend postgres
+    .venv/bin/python -m bench.import_probe                          # 200,000 rows, SQLite
+    .venv/bin/python -m bench.import_probe --rows 100000 --backend all
+    .venv/bin/python -m bench.import_probe --rows 1000000 --backend postgres
     RAPPORT_BENCH_POSTGRES_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test \\
-        .venv/bin/python bench/import_probe.py --backend postgres
+        .venv/bin/python -m bench.import_probe --backend postgres
 
 The memory claim is that an import's footprint does not grow with the file: compare the peak RSS
 of two sizes (`--rows 20000` and `--rows 200000`). The peak is `resource.getrusage` (ru_maxrss),
@@ -139,6 +139,18 @@ async def _bulk_baseline(client: httpx.AsyncClient, headers: dict[str, str]) -> 
     return 1000 / statistics.median(timings)
 
 
+async def _raw_baseline(url: str, workspace_id: uuid.UUID) -> float | None:
+    """Rows/s of the floor on PostgreSQL: the bench's raw COPY of 1000 contacts with their search
+    documents into the same indexed tables (`bench.run.bulk_raw_once`), the target's yardstick.
+    None on SQLite (the bench's floor there is executemany, not a COPY)."""
+    if not url.startswith("postgresql"):
+        return None
+    from bench.run import bulk_raw_once
+
+    timings = [await bulk_raw_once(url, workspace_id, f"raw{round_no}") for round_no in range(4)]
+    return 1000 / statistics.median(timings[1:])  # the first warms the tables up
+
+
 async def _probe(
     url: str, data_dir: Path, rows: int, bad_every: int, dedupe: str = "create"
 ) -> dict[str, Any]:
@@ -169,6 +181,7 @@ async def _probe(
             registered.raise_for_status()
             headers = {"Authorization": f"Bearer {registered.json()['data']['access_token']}"}
             baseline = await _bulk_baseline(client, headers)
+            raw = await _raw_baseline(url, uuid.UUID(registered.json()["data"]["workspace"]["id"]))
             rss_start = peak_rss_mib()
             started = time.perf_counter()
             with source.open("rb") as handle:
@@ -205,6 +218,7 @@ async def _probe(
         "job_s": job_s,
         "rows_per_s": rows / job_s,
         "bulk_rows_per_s": baseline,
+        "raw_rows_per_s": raw,
         "created": state["created"],
         "errors": state["errors"],
         "rss_start": rss_start,
@@ -237,7 +251,14 @@ def _line(backend: str, r: dict[str, Any]) -> str:
         f"{backend:9} {r['rows']:>9,} rows ({r['bytes'] / 1024**2:.1f} MiB): "
         f"upload {r['upload_s']:.1f} s, job {r['job_s']:.1f} s = {r['rows_per_s']:,.0f} rows/s "
         f"({r['rows_per_s'] / r['bulk_rows_per_s']:.0%} of POST /contacts/bulk's "
-        f"{r['bulk_rows_per_s']:,.0f} rows/s here) "
+        f"{r['bulk_rows_per_s']:,.0f} rows/s here"
+        + (
+            f"; {r['rows_per_s'] / r['raw_rows_per_s']:.2f} of raw COPY's "
+            f"{r['raw_rows_per_s']:,.0f} rows/s"
+            if r["raw_rows_per_s"]
+            else ""
+        )
+        + ") "
         f"(created {r['created']:,}, refused {r['errors']:,}); peak RSS MiB: "
         f"start {r['rss_start']:.0f}, after upload {r['rss_upload']:.0f}, "
         f"after job {r['rss_job']:.0f} (+{r['rss_job'] - r['rss_upload']:.0f})"

@@ -232,7 +232,7 @@ def bulk_api_once(client: httpx.Client, key: str, tag: str) -> float:
     return elapsed
 
 
-async def bulk_raw_once(url: str, ws: Workspace, tag: str) -> float:
+async def bulk_raw_once(url: str, workspace_id: uuid.UUID, tag: str) -> float:
     """Seconds for the floor: the same 1000 contacts (with their search documents) by COPY into
     the same indexed tables on PostgreSQL, by executemany on SQLite."""
     from bench.generate import PostgresWriter, SQLiteWriter, search_row
@@ -246,7 +246,7 @@ async def bulk_raw_once(url: str, ws: Workspace, tag: str) -> float:
         row = {
             **item,
             "job_title": None,
-            "workspace_id": ws.id,
+            "workspace_id": workspace_id,
             "id": new_id(),
             "created_at": now,
             "updated_at": now,
@@ -258,7 +258,7 @@ async def bulk_raw_once(url: str, ws: Workspace, tag: str) -> float:
             "phone_e164": phone_e164(item["phone"]),
         }
         rows.append(row)
-    docs = [search_row(ws, "contact", ContactService, row) for row in rows]
+    docs = [search_row(workspace_id, "contact", ContactService, row) for row in rows]
     if url.startswith("postgresql"):
         writer: Any = PostgresWriter(url)
         import asyncpg
@@ -315,7 +315,7 @@ def bulk_rounds(url: str, ws: Workspace, rounds: int, batches: int = 5) -> dict[
         for w in range(4):  # every worker's first bulk write (its plans and caches), not timed
             bulk_api_once(client, ws.api_key, f"warm{uuid.uuid4().hex[:8]}{w}")
         asyncio.run(_relayed(url))
-        asyncio.run(bulk_raw_once(url, ws, f"rawwarm{uuid.uuid4().hex[:8]}"))
+        asyncio.run(bulk_raw_once(url, ws.id, f"rawwarm{uuid.uuid4().hex[:8]}"))
         for r in range(rounds):
             started = time.perf_counter()
             for b in range(batches):
@@ -325,7 +325,7 @@ def bulk_rounds(url: str, ws: Workspace, rounds: int, batches: int = 5) -> dict[
             api = time.perf_counter() - started
             drains.append((time.perf_counter() - sent) / api)
             raw = sum(
-                asyncio.run(bulk_raw_once(url, ws, f"raw{uuid.uuid4().hex[:8]}{r}x{b}"))
+                asyncio.run(bulk_raw_once(url, ws.id, f"raw{uuid.uuid4().hex[:8]}{r}x{b}"))
                 for b in range(batches)
             )
             pairs.append((1000 * batches / api, 1000 * batches / raw))
