@@ -228,9 +228,10 @@ class Background:
         defer: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Run `run_once` when woken (or every `poll` seconds), at most once per `linger`
-        seconds: an idle loop (its last run found nothing) answers a commit at once, a busy one
-        takes what accumulated in the meantime as one batch instead of one transaction per
-        commit. A full batch means more may
+        seconds: an idle loop answers a commit at once, a busy one takes what accumulated in the
+        meantime as one batch instead of one transaction per commit (a run that found nothing
+        counts: with several processes, the one that lost the race to a batch would otherwise
+        answer every commit alone, in batches of one). A full batch means more may
         be waiting: it runs again without waiting for a wake (nor for `defer`, which runs
         before each run that follows a wait)."""
         linger = self.settings.background_linger_seconds
@@ -256,7 +257,5 @@ class Background:
             backlog = n >= batch
             if backlog:
                 continue
-            if not n:  # nothing was pending: idle again, so the next wake is answered at once
-                last = -linger
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=poll)
