@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from tests.bulk_checks import (
     SLACK,
     counted,
@@ -54,27 +56,29 @@ class TestBulkCreate:
         assert set(ids) <= set(await documents(database, admin.workspace_id, "company"))
         assert await search_ids(client, admin, "f777.example.com") == [ids[777]]
 
-    async def test_domains_taken_in_the_batch_or_before(self, client):
+    # A few items, and a batch whose items are checked a chunk at a time (PostgreSQL).
+    @pytest.mark.parametrize(("count", "taken", "stored"), [(6, 2, 4), (1000, 520, 940)])
+    async def test_domains_taken_in_the_batch_or_before(self, client, count, taken, stored):
         admin = await register(client)
         await client.post(
             COMPANIES, json={"name": "Old", "domain": "old.example.com"}, headers=admin.headers
         )
-        items = companies(6)
-        items[2]["domain"] = "C0.example.com"  # item 0's (domains are stored lower-case)
-        items[4]["domain"] = "old.example.com"
+        items = companies(count)
+        items[taken]["domain"] = "C0.example.com"  # item 0's (domains are stored lower-case)
+        items[stored]["domain"] = "old.example.com"
         atomic = await client.post(
             f"{COMPANIES}/bulk", json={"items": items}, headers=admin.headers
         )
         assert atomic.status_code == 422
-        assert [d["index"] for d in atomic.json()["error"]["details"]] == [2, 4]
+        assert [d["index"] for d in atomic.json()["error"]["details"]] == [taken, stored]
         assert await total(client, admin, COMPANIES) == 1
         partial = await client.post(
             f"{COMPANIES}/bulk?atomic=false", json={"items": items}, headers=admin.headers
         )
         errors = failed(partial)
-        assert sorted(errors) == [2, 4]
+        assert sorted(errors) == [taken, stored]
         assert {e["code"] for e in errors.values()} == {"company_domain_taken"}
-        assert await total(client, admin, COMPANIES) == 5
+        assert await total(client, admin, COMPANIES) == count - 1
 
     async def test_a_bad_owner_among_1000_writes_nothing(self, client):
         admin = await register(client)

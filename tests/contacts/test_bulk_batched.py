@@ -154,6 +154,27 @@ class TestCreate:
         assert await total(client, admin, CONTACTS) == 997
         assert await event_count(database, admin.workspace_id, "contact.created") == 997
 
+    async def test_duplicate_emails_in_different_chunks(self, client):
+        """An email an earlier chunk's item took, or a stored contact holds, is refused in a later
+        chunk; one whose earlier item was refused stays free."""
+        admin = await register(client)
+        stored = await make_contact(client, admin, email="stored@example.com")
+        items = people(1000)
+        items[400]["email"] = "P1@example.com"  # item 1's, case aside
+        items[800]["email"] = "stored@example.com"
+        items[260]["owner_id"] = NOBODY  # fails: its email stays free for item 700
+        items[700]["email"] = items[260]["email"]
+        response = await client.post(
+            f"{CONTACTS}/bulk?atomic=false", json={"items": items}, headers=admin.headers
+        )
+        errors = failed(response)
+        assert sorted(errors) == [260, 400, 800]
+        first = response.json()["data"]["items"][1]["data"]["id"]
+        assert errors[400]["details"][0]["existing_id"] == first
+        assert errors[800]["details"][0]["existing_id"] == stored["id"]
+        assert response.json()["data"]["items"][700]["success"] is True
+        assert await total(client, admin, CONTACTS) == 1 + 997
+
     async def test_non_atomic_writes_the_other_999(self, client):
         admin = await register(client)
         items = people(1000)
@@ -302,6 +323,35 @@ class TestUpsert:
         assert [t for t, _ in await events_of(database, ada["id"])][-2:] == ["contact.updated"] * 2
         assert await search_ids(client, admin, "newer@") == [results[2]["id"]]
         assert await search_ids(client, admin, "initech") == [company["id"], bob["id"]]
+
+    async def test_items_of_one_contact_in_different_chunks(self, client):
+        """Checked and written a chunk at a time (PostgreSQL), a batch still sees the items
+        before it: the same email in chunks 1, 2 and 4 is one contact, created then updated, and
+        a stored contact's email met in chunk 3 updates it."""
+        admin = await register(client)
+        ada = await make_contact(client, admin, email="ada@example.com", job_title="Analyst")
+        items = people(1000, "fill")
+        items[5] = {"first_name": "New", "email": "new@example.com"}
+        items[300] = {"email": "NEW@example.com", "job_title": "CTO"}
+        items[600] = {"email": "ada@example.com", "status": "customer"}
+        items[900] = {"email": "new@example.com", "tags": ["vip"]}
+        response = await client.post(
+            f"{CONTACTS}/bulk?upsert=email&atomic=false",
+            json={"items": items},
+            headers=admin.headers,
+        )
+        assert failed(response) == {}
+        results = [r["data"] for r in response.json()["data"]["items"]]
+        picked = [results[i] for i in (5, 300, 600, 900)]
+        assert [r["outcome"] for r in picked] == ["created", "updated", "updated", "updated"]
+        assert picked[0]["id"] == picked[1]["id"] == picked[3]["id"]
+        assert (picked[3]["version"], picked[3]["job_title"], picked[3]["tags"]) == (
+            3,
+            "CTO",
+            ["vip"],
+        )
+        assert picked[2]["id"] == ada["id"] and picked[2]["status"] == "customer"
+        assert await total(client, admin, CONTACTS) == 1 + 1 + 996
 
     async def test_atomic_upsert_failure_writes_nothing(self, client):
         admin = await register(client)
