@@ -158,7 +158,6 @@ async def run_batched(
     prepare: Callable[[Any, int], Awaitable[P]],
     write: Callable[[list[P]], Awaitable[list[dict[str, Any] | AppError]]],
     fallback: Callable[[Any, int], Awaitable[dict[str, Any]]],
-    chunk: int = WRITE_CHUNK,
 ) -> dict[str, Any]:
     """The same contract as `run_bulk`, written in batches.
 
@@ -167,10 +166,10 @@ async def run_batched(
     writes accepted items and returns each one's data in order (or the AppError that stopped
     it). `fallback(model, index)` is the single-item path used if the database refuses the batch.
 
-    Items are prepared and written `chunk` at a time, in one savepoint whose writes are sent
-    ahead (`core.sql.sent_ahead`): the server writes a chunk while the next one is checked and
-    made here. An atomic batch with a refused item writes nothing: what its earlier chunks wrote
-    is rolled back with the savepoint.
+    On PostgreSQL items are prepared and written `WRITE_CHUNK` at a time, in one savepoint whose
+    writes are sent ahead (`core.sql.sent_ahead`): the server writes a chunk while the next one is
+    checked and made here. An atomic batch with a refused item writes nothing: what its earlier
+    chunks wrote is rolled back with the savepoint.
     """
     if not items:
         raise BadRequest("Send at least one item.", code="empty_bulk")
@@ -190,7 +189,7 @@ async def run_batched(
         try:
             async with session.begin_nested():
                 async with sent_ahead(session):
-                    step = chunk if copies(session) else len(valid)  # nothing sent ahead
+                    step = WRITE_CHUNK if copies(session) else len(valid)  # nothing sent ahead
                     for start in range(0, len(valid), step):
                         await _prepare_and_write(
                             valid[start : start + step], prepare, write, results, failures, atomic

@@ -336,6 +336,19 @@ class UnitOfWork:
         if self._session is not None:
             await self._session.rollback()
 
+    @classmethod
+    @asynccontextmanager
+    async def transaction(cls, db: Database) -> AsyncIterator[AsyncSession]:
+        """A write transaction outside a request (the relay's batches, an import's chunks) on a
+        unit of work's session, so what it writes goes the way a request's writes go (COPY on
+        PostgreSQL); it commits when the block ends without an exception."""
+        uow = cls(db, write=True)
+        try:
+            async with uow.session.begin():
+                yield uow.session
+        finally:
+            await uow.close()
+
     async def close(self) -> None:
         await self.settle(quiet=True)
         self._lent = None

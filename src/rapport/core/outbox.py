@@ -164,13 +164,8 @@ class Relay:
     async def _run_batch(self) -> int:
         pick = _PICK[self.db.dialect]
         # A unit of work's session: subscribers' bulk writes may run on its driver (COPY).
-        uow = UnitOfWork(self.db, write=True)
-        session = uow.session
-        try:
-            async with session.begin():
-                batch = await self._dispatch(session, pick)
-        finally:
-            await uow.close()
+        async with UnitOfWork.transaction(self.db) as session:
+            batch = await self._dispatch(session, pick)
         if not batch:
             return 0
         for listener in self.registry.listeners:

@@ -241,15 +241,10 @@ class ImportRun:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction on a unit of work's session, as a request's: the resources'
-        bulk paths write through it as they do for `POST /{records}/bulk` (COPY on PostgreSQL)."""
-        uow = UnitOfWork(self.db, write=True)
-        session = uow.session
-        try:
-            async with session.begin():
-                yield session
-        finally:
-            await uow.close()
+        """A unit of work's transaction: the resources' bulk paths write through it as they do
+        for `POST /{records}/bulk` (COPY on PostgreSQL)."""
+        async with UnitOfWork.transaction(self.db) as session:
+            yield session
 
     # -- the run -------------------------------------------------------------------------------
     async def run(self, workspace_id: uuid.UUID, import_id: uuid.UUID) -> Outcome:
