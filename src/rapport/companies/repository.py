@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, select
 
 from rapport.companies.models import Company
 from rapport.core.listing import EQUALITY, RANGE, Filter, Listing, Sort, tag_filter
-from rapport.core.repository import TenantRepository
+from rapport.core.repository import TenantRepository, one_of
 from rapport.search.indexer import record_matches
 
 t = Company.__table__
@@ -49,7 +49,7 @@ class CompanyRepository(TenantRepository):
         """(domain, id) of the live companies holding any of these domains."""
         if not domains:
             return []
-        stmt = self.select(t.c.domain, t.c.id).where(t.c.domain.in_(list(domains)))
+        stmt = self.select(t.c.domain, t.c.id).where(one_of(self.session, t.c.domain, domains))
         return [(row.domain, row.id) for row in (await self.session.execute(stmt)).all()]
 
     async def name(self, company_id: uuid.UUID) -> str | None:

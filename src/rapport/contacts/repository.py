@@ -46,7 +46,7 @@ from rapport.core.listing import (
     Sort,
     tag_filter,
 )
-from rapport.core.repository import TenantRepository
+from rapport.core.repository import TenantRepository, one_of
 from rapport.deals.models import Deal
 from rapport.leads.models import Lead
 from rapport.search.indexer import record_matches
@@ -345,7 +345,7 @@ class ContactRepository(DuplicateQueries, TenantRepository):
         """The live contacts holding any of these (normalised) emails, whole rows."""
         if not emails:
             return []
-        stmt = self.select().where(t.c.email.in_(sorted(set(emails))))
+        stmt = self.select().where(one_of(self.session, t.c.email, sorted(set(emails))))
         return list((await self.session.execute(stmt)).mappings().all())
 
     async def email_owner(self, email: str, exclude: uuid.UUID | None = None) -> uuid.UUID | None:

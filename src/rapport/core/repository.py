@@ -18,6 +18,7 @@ from sqlalchemy import (
     Select,
     Table,
     Update,
+    any_,
     bindparam,
     delete,
     func,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
@@ -43,6 +45,19 @@ _QUERIES: dict[tuple[type, str, bool], Query] = {}
 # at will, so the least recently used go past this many.
 _PAGES: OrderedDict[tuple[Any, ...], Query] = OrderedDict()
 MAX_PAGE_SHAPES = 1000
+
+
+def one_of(
+    session: AsyncSession, column: ColumnElement[Any], values: Sequence[Any]
+) -> ColumnElement[bool]:
+    """`column IN (values)`, for a batch's lookups (a bulk write's emails, ids, domains). On
+    PostgreSQL it is `column = ANY($1)` with the values as one array parameter: SQLAlchemy binds
+    an IN list a parameter at a time, which for a thousand values cost a bulk write about 7 ms
+    of Python (and the server sat idle meanwhile); the array is one parameter, one statement
+    text."""
+    if dialect_name(session) == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
 
 
 def _has_expressions(values: dict[str, Any]) -> bool:

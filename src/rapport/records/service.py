@@ -39,7 +39,7 @@ from rapport.core.clock import utcnow
 from rapport.core.errors import AppError, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from rapport.core.ids import new_id
 from rapport.core.listing import Listing, ListParams, Page
-from rapport.core.repository import TenantRepository
+from rapport.core.repository import TenantRepository, one_of
 from rapport.custom_fields.service import CustomFieldValidator
 from rapport.identity.models import Membership
 from rapport.search import indexer
@@ -214,7 +214,7 @@ class RecordService(ABC):
             return
         stmt = select(memberships.c.user_id).where(
             memberships.c.workspace_id == self.workspace_id,
-            memberships.c.user_id.in_(sorted(wanted, key=str)),
+            one_of(self.session, memberships.c.user_id, sorted(wanted, key=str)),
         )
         found = {uuid.UUID(str(u)) for u in (await self.session.execute(stmt)).scalars()}
         for user_id in wanted:
@@ -230,7 +230,7 @@ class RecordService(ABC):
             return
         repo = repo_class(self.session, self.workspace_id)
         column = repo.table.c.id
-        stmt = repo.select(column).where(column.in_(sorted(wanted, key=str)))
+        stmt = repo.select(column).where(one_of(self.session, column, sorted(wanted, key=str)))
         found = {uuid.UUID(str(i)) for i in (await self.session.execute(stmt)).scalars()}
         for record_id in wanted:
             known[record_id] = record_id in found
@@ -317,7 +317,7 @@ class RecordService(ABC):
         table = self.repo.table
         stmt = (
             self.repo.select()
-            .where(table.c.id.in_(sorted(set(ids), key=str)))
+            .where(one_of(self.session, table.c.id, sorted(set(ids), key=str)))
             .order_by(table.c.id)
             .with_for_update(of=table)
         )
