@@ -480,6 +480,65 @@ class TestResumption:
         assert (done["status"], done["created"]) == ("completed", 5)
 
 
+class TestReadAhead:
+    async def test_the_next_chunk_is_read_while_one_is_written(
+        self, client, app, settings, monkeypatch
+    ):
+        """The file is read a chunk ahead: the next chunk's records are read and made into items
+        before the chunk being written has committed, and every row still lands once."""
+        monkeypatch.setattr(settings, "import_chunk_rows", 2)
+        monkeypatch.setattr(runner, "READ_SLICE", 1)
+        admin = await register(client)
+        rows = [["first_name", "email"]] + [[f"P{i}", f"p{i}@example.com"] for i in range(5)]
+        steps: list[tuple[str, int]] = []
+        read, chunk = runner.ImportRun._read, runner.ImportRun._chunk
+
+        async def reading(self, *args, **kwargs):  # noqa: ANN001, ANN202
+            out = await read(self, *args, **kwargs)
+            steps.append(("read", out.records[0].line if out.records else 0))
+            return out
+
+        async def writing(self, row, token, spec, principal, ahead, *args):  # noqa: ANN001, ANN202
+            steps.append(("write", ahead.records[0].line))
+            written = await chunk(self, row, token, spec, principal, ahead, *args)
+            steps.append(("written", ahead.records[0].line))
+            return written
+
+        monkeypatch.setattr(runner.ImportRun, "_read", reading)
+        monkeypatch.setattr(runner.ImportRun, "_chunk", writing)
+        done = await run_import(client, app, admin, csv_text(rows))
+        assert (done["status"], done["processed"], done["created"]) == ("completed", 5, 5)
+        # lines 2-3, 4-5, 6: each chunk after the first was read before the one before it ended
+        assert steps.index(("read", 4)) < steps.index(("written", 2)), steps
+        assert steps.index(("read", 6)) < steps.index(("written", 4)), steps
+        assert steps.index(("read", 0)) < steps.index(("written", 6)), steps
+        assert [s for s in steps if s[0] == "written"] == [("written", n) for n in (2, 4, 6)]
+        emails = sorted(c["email"] for c in await contacts(client, admin))
+        assert emails == sorted(f"p{i}@example.com" for i in range(5))
+
+    async def test_a_broken_line_read_ahead_fails_after_the_chunk_before_is_written(
+        self, client, app, settings, monkeypatch
+    ):
+        """A file that breaks after it was counted (it changed on disk) fails at its line, as
+        before the read-ahead: the chunk before the broken one is written, nothing after it."""
+        monkeypatch.setattr(settings, "import_chunk_rows", 2)
+
+        async def counted_without_reading(self, path, row):  # noqa: ANN001, ANN202
+            return 5
+
+        monkeypatch.setattr(runner.ImportRun, "_count", counted_without_reading)
+        admin = await register(client)
+        text = "first_name,email\nA,a@example.com\nB,b@example.com\nC,c@example.com\n" + (
+            'D,"open\n'
+        )
+        done = await run_import(client, app, admin, text)
+        assert done["status"] == "failed" and "Line 5" in done["failure_reason"], done
+        assert sorted(c["email"] for c in await contacts(client, admin)) == [
+            "a@example.com",
+            "b@example.com",
+        ]
+
+
 class TestOtherResources:
     async def test_companies_and_leads(self, client, app):
         admin = await register(client)

@@ -18,6 +18,11 @@ scratch SQLite file beside the upload, not in memory.
 A run works for at most `import_slice_seconds`, then gives up its lock and asks the job runner to
 call it again (`jobs.Retry`): a million-row import never outlives its job lease.
 
+The next chunk is read from the file and made into items while the current one is written: the
+reading goes a slice at a time, and between slices the chunk being written takes whatever step
+the database's answer allows, so the reading fills the time that chunk waits on the database
+(its last COPYs, its commit) instead of following it.
+
 The job acts as the user who started the import, with the weaker of the role they had then and the
 role they have now; a user who is no longer an active member with write access fails the import.
 """
@@ -83,6 +88,7 @@ EXPORT_LEASE = timedelta(hours=1)
 WRITERS = frozenset({Role.admin, Role.member})
 READERS = frozenset({Role.admin, Role.member, Role.viewer})
 COUNT_YIELD = 20_000  # records counted between two yields to the event loop
+READ_SLICE = 50  # records read ahead between two yields to the chunk being written
 MAX_REASON = 1000
 
 
@@ -199,6 +205,18 @@ class Pending:
     item: dict[str, Any]
     key: str | None
     updates_earlier: bool = False  # validation: a real run would update the contact of a row above
+
+
+@dataclass
+class ChunkRead:
+    """A chunk as read from the file: its records, the items made of them, the cells refused
+    on the way; or the file's error met while reading it (raised when the chunk's turn comes, so
+    the chunk before it is written first, as when nothing was read ahead)."""
+
+    records: list[Record]
+    pending: list[Pending]
+    result: ChunkResult
+    error: CsvFileError | None = None
 
 
 @dataclass
@@ -363,6 +381,11 @@ class ImportRun:
         columns = [(positions[c], f) for c, f in row["mapping"].items() if c in positions]
         reverse = {f: c for c, f in row["mapping"].items()}
         size = self.settings.import_chunk_rows
+        width = len(header)
+
+        async def read() -> ChunkRead:
+            return await self._read(reader, size, spec, width, columns, reverse, definitions)
+
         with RecordReader(
             import_path(self.settings, row["id"]),
             encoding=row["encoding"],
@@ -372,14 +395,25 @@ class ImportRun:
         ) as reader:
             if row["byte_offset"] == 0:
                 next(reader, None)  # the header
+            ahead = await read()
             while True:
-                records = list(islice(reader, size))
-                if not records:
+                chunk = ahead
+                if chunk.error is not None:
+                    raise chunk.error
+                if not chunk.records:
                     return row, "done", last_event
                 emit = time.monotonic() - last_event >= self.settings.import_progress_seconds
-                written = await self._chunk(
-                    row, token, spec, principal, definitions, records, columns, reverse, seen, emit
+                writing = asyncio.create_task(
+                    self._chunk(row, token, spec, principal, chunk, reverse, seen, emit)
                 )
+                try:
+                    ahead = await read()  # while the chunk waits on the database
+                except BaseException:
+                    writing.cancel()
+                    with contextlib.suppress(BaseException):
+                        await writing
+                    raise
+                written = await writing
                 if written is None:
                     return row, "finished", last_event
                 row = written
@@ -393,6 +427,33 @@ class ImportRun:
                 await asyncio.sleep(0)
 
     # -- one chunk -----------------------------------------------------------------------------
+    async def _read(
+        self,
+        reader: RecordReader,
+        size: int,
+        spec: ResourceSpec,
+        width: int,
+        columns: Sequence[tuple[int, str]],
+        reverse: Mapping[str, str],
+        definitions: Mapping[str, Any],
+    ) -> ChunkRead:
+        """The next `size` records and their items, `READ_SLICE` at a time: between two slices the
+        event loop runs the chunk being written, if its database answer has come."""
+        chunk = ChunkRead([], [], ChunkResult())
+        try:
+            while len(chunk.records) < size:
+                piece = list(islice(reader, min(READ_SLICE, size - len(chunk.records))))
+                if not piece:
+                    break
+                chunk.records.extend(piece)
+                chunk.pending.extend(
+                    self._prepare(piece, spec, width, columns, reverse, definitions, chunk.result)
+                )
+                await asyncio.sleep(0)
+        except CsvFileError as exc:
+            chunk.error = exc
+        return chunk
+
     def _prepare(
         self,
         records: Sequence[Record],
@@ -510,18 +571,13 @@ class ImportRun:
         token: uuid.UUID,
         spec: ResourceSpec,
         principal: Principal,
-        definitions: Mapping[str, Any],
-        records: list[Record],
-        columns: Sequence[tuple[int, str]],
+        chunk: ChunkRead,
         reverse: Mapping[str, str],
         seen: SeenKeys | None,
         emit: bool,
     ) -> RowMapping | None:
         """One chunk in one transaction; the import as written, or None if the lock was lost."""
-        result = ChunkResult()
-        pending = self._prepare(
-            records, spec, len(row["columns"]), columns, reverse, definitions, result
-        )
+        records, pending, result = chunk.records, chunk.pending, chunk.result
         validating = seen is not None
         now = self.now()
         async with self.transaction() as session:
