@@ -3,13 +3,16 @@ dedupe, strict and dry runs, mappings, resumption, and workspace isolation."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import timedelta
 
 import pytest
 
+from rapport.contacts.schemas import ContactCreate
 from rapport.imports import runner
 from rapport.imports.repository import ImportRepository
+from rapport.imports.resources import RESOURCES
 from tests.factories import add_member, register
 from tests.imports.factories import (
     CONTACTS,
@@ -515,6 +518,32 @@ class TestReadAhead:
         assert [s for s in steps if s[0] == "written"] == [("written", n) for n in (2, 4, 6)]
         emails = sorted(c["email"] for c in await contacts(client, admin))
         assert emails == sorted(f"p{i}@example.com" for i in range(5))
+
+    async def test_rows_are_validated_ahead_and_the_bulk_path_takes_the_models(
+        self, client, app, monkeypatch
+    ):
+        """Valid rows reach the bulk path as models of the create schema (validated while the
+        chunk before was written); invalid ones as items, which it validates and reports."""
+        spec = RESOURCES["contacts"]
+        handed: list[object] = []
+
+        async def spy(service, items, dedupe):  # noqa: ANN001, ANN202
+            handed.extend(items)
+            return await spec.bulk(service, items, dedupe)
+
+        monkeypatch.setitem(RESOURCES, "contacts", dataclasses.replace(spec, bulk=spy))
+        admin = await register(client)
+        done = await run_import(client, app, admin, mixed_file())
+        assert (done["created"], done["errors"]) == (3, 3)
+        models = [i for i in handed if isinstance(i, ContactCreate)]
+        assert sorted(m.email for m in models) == [
+            "ada@example.com",
+            "edsger@example.com",
+            "grace@example.com",
+        ]
+        assert all(isinstance(i, dict) for i in handed if i not in models) and len(handed) == 6
+        report = await error_report(client, admin, done["id"])
+        assert sorted(int(r[0]) for r in report[1:]) == [3, 6, 7]
 
     async def test_a_broken_line_read_ahead_fails_after_the_chunk_before_is_written(
         self, client, app, settings, monkeypatch

@@ -113,7 +113,7 @@ def _finish(
 
 async def run_bulk(
     session: AsyncSession,
-    items: Sequence[dict[str, Any]],
+    items: Sequence[Any],
     schema: type[BaseModel],
     handler: Callable[[Any, int], Awaitable[dict[str, Any]]],
     *,
@@ -150,7 +150,7 @@ async def run_bulk(
 
 async def run_batched(
     session: AsyncSession,
-    items: Sequence[dict[str, Any]],
+    items: Sequence[Any],
     schema: type[BaseModel],
     *,
     atomic: bool,
@@ -159,7 +159,9 @@ async def run_batched(
     write: Callable[[list[P]], Awaitable[list[dict[str, Any] | AppError]]],
     fallback: Callable[[Any, int], Awaitable[dict[str, Any]]],
 ) -> dict[str, Any]:
-    """The same contract as `run_bulk`, written in batches.
+    """The same contract as `run_bulk`, written in batches. An item may be a model of `schema`
+    already validated (an import validates its next chunk while one is written): it is taken as
+    it is.
 
     `preload(models)` answers the batch's lookups at once; `prepare(model, index)` checks one item
     in order, seeing the items prepared before it (raises AppError to refuse it); `write(plans)`

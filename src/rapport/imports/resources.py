@@ -48,7 +48,8 @@ INTEGER = re.compile(r"^[+-]?\d+$")
 # Columns an export writes besides the fields: read-only, ignored by an import.
 READ_ONLY = ("id", "created_at", "updated_at")
 
-Bulk = Callable[[RecordService, list[dict[str, Any]], str], Awaitable[dict[str, Any]]]
+# The items are dicts, or models of the resource's schema already validated (`run_batched`).
+Bulk = Callable[[RecordService, list[Any], str], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -116,22 +117,16 @@ def _key_or_none(normalise: Callable[[str], str | None]) -> Callable[[str], str 
     return key
 
 
-async def _contacts_bulk(
-    service: RecordService, items: list[dict[str, Any]], dedupe: str
-) -> dict[str, Any]:
+async def _contacts_bulk(service: RecordService, items: list[Any], dedupe: str) -> dict[str, Any]:
     upsert = "email" if dedupe == "update" else None
     return await service.bulk_create(items, atomic=False, upsert=upsert)  # type: ignore[attr-defined]
 
 
-async def _companies_bulk(
-    service: RecordService, items: list[dict[str, Any]], _dedupe: str
-) -> dict[str, Any]:
+async def _companies_bulk(service: RecordService, items: list[Any], _dedupe: str) -> dict[str, Any]:
     return await service.bulk_create(items, atomic=False)  # type: ignore[attr-defined]
 
 
-async def _leads_bulk(
-    service: RecordService, items: list[dict[str, Any]], dedupe: str
-) -> dict[str, Any]:
+async def _leads_bulk(service: RecordService, items: list[Any], dedupe: str) -> dict[str, Any]:
     return await service.bulk_create(  # type: ignore[attr-defined]
         items, atomic=False, allow_duplicate=dedupe == "create"
     )
