@@ -309,6 +309,32 @@ async def _relayed(url: str) -> None:
             await asyncio.sleep(0.01)
 
 
+# Every GIN index's pending list, merged into the index: see `_settled`.
+_CLEAN_GIN = (
+    "SELECT gin_clean_pending_list(c.oid::regclass) FROM pg_class c "
+    "JOIN pg_am am ON am.oid = c.relam WHERE am.amname = 'gin' AND c.relkind = 'i'"
+)
+
+
+async def _settled(url: str) -> None:
+    """Before each side's round (untimed), on PostgreSQL: the GIN indexes' pending lists merged.
+    New entries of a GIN index (the search documents' trigrams) wait in a pending list that the
+    insert crossing its 4 MB merges into the index (autovacuum, off on these machines, would do
+    it in the background): about every 3,000 search documents here, a COPY that takes 100 ms or
+    more longer. Left alone, which side's round met it was chance, and rounds of the same run
+    read 0.34 to 0.78; from an empty list, the two sides' 5,000 rows meet it alike."""
+    if not url.startswith("postgresql"):
+        return
+    import asyncpg
+    from sqlalchemy import make_url
+
+    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
+    try:
+        await conn.execute(_CLEAN_GIN)
+    finally:
+        await conn.close()
+
+
 def bulk_rounds(url: str, ws: Workspace, rounds: int, batches: int = 5) -> dict[str, Any]:
     """Bulk create against raw COPY as sustained rates, alternated: each round sends `batches`
     requests back to back and waits for the relay to dispatch their events (the whole cost of
@@ -322,6 +348,7 @@ def bulk_rounds(url: str, ws: Workspace, rounds: int, batches: int = 5) -> dict[
         asyncio.run(_relayed(url))
         asyncio.run(bulk_raw_once(url, ws.id, f"rawwarm{uuid.uuid4().hex[:8]}"))
         for r in range(rounds):
+            asyncio.run(_settled(url))
             started = time.perf_counter()
             for b in range(batches):
                 bulk_api_once(client, ws.api_key, f"{uuid.uuid4().hex[:8]}{r}x{b}")
@@ -329,6 +356,7 @@ def bulk_rounds(url: str, ws: Workspace, rounds: int, batches: int = 5) -> dict[
             asyncio.run(_relayed(url))
             api = time.perf_counter() - started
             drains.append((time.perf_counter() - sent) / api)
+            asyncio.run(_settled(url))
             raw = sum(
                 asyncio.run(bulk_raw_once(url, ws.id, f"raw{uuid.uuid4().hex[:8]}{r}x{b}"))
                 for b in range(batches)
@@ -341,6 +369,7 @@ def bulk_rounds(url: str, ws: Workspace, rounds: int, batches: int = 5) -> dict[
         "raw_rows_per_s": raw_rate,
         "ratio": api_rate / raw_rate,
         "ratios": [a / r for a, r in pairs],
+        "rows_per_s": [{"rapport": a, "raw": r} for a, r in pairs],
         "relay_shares": drains,
     }
 
