@@ -282,6 +282,15 @@ async def bulk_raw_once(url: str, workspace_id: uuid.UUID, tag: str) -> float:
     return elapsed
 
 
+async def _connect(url: str) -> Any:
+    """A plain asyncpg connection to the bench's PostgreSQL database (as the floor connects)."""
+    import asyncpg
+
+    from bench.generate import PostgresWriter
+
+    return await asyncpg.connect(PostgresWriter(url).url)
+
+
 async def _relayed(url: str) -> None:
     """Until the relay has dispatched every event (a bulk write's thousand events are part of
     what it costs, though the request does not wait for them). Polled on one connection: a new
@@ -293,11 +302,7 @@ async def _relayed(url: str) -> None:
 
     query = "SELECT id FROM event WHERE dispatched_at IS NULL ORDER BY id LIMIT 1"
     if url.startswith("postgresql"):
-        import asyncpg
-
-        conn = await asyncpg.connect(
-            make_url(url).set(drivername="postgresql").render_as_string(False)
-        )
+        conn = await _connect(url)
         try:
             while await conn.fetchval(query) is not None:  # noqa: ASYNC110 - polled: nothing to await
                 await asyncio.sleep(0.01)
@@ -320,15 +325,12 @@ async def _settled(url: str) -> None:
     """Before each side's round (untimed), on PostgreSQL: the GIN indexes' pending lists merged.
     New entries of a GIN index (the search documents' trigrams) wait in a pending list that the
     insert crossing its 4 MB merges into the index (autovacuum, off on these machines, would do
-    it in the background): about every 3,000 search documents here, a COPY that takes 100 ms or
-    more longer. Left alone, which side's round met it was chance, and rounds of the same run
-    read 0.34 to 0.78; from an empty list, the two sides' 5,000 rows meet it alike."""
+    it in the background): about every 3,000 search documents here, inside a COPY. Left alone,
+    which side's round met it was chance; from an empty list, the two sides' 5,000 rows meet it
+    alike. (It is not what spreads the rounds: they read 0.32-0.78 with and without it.)"""
     if not url.startswith("postgresql"):
         return
-    import asyncpg
-    from sqlalchemy import make_url
-
-    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
+    conn = await _connect(url)
     try:
         await conn.execute(_CLEAN_GIN)
     finally:
@@ -428,10 +430,9 @@ def vacuum(url: str) -> None:
     """Settle the loaded tables before anything is measured: visibility map, merged GIN entries,
     statistics (PostgreSQL's autovacuum may be off, as on these machines)."""
     if url.startswith("postgresql"):
-        import asyncpg
 
         async def run() -> None:
-            conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql", 1))
+            conn = await _connect(url)
             await conn.execute("VACUUM ANALYZE")
             await conn.close()
 
@@ -446,10 +447,9 @@ def write_ids(url: str, ws: Workspace) -> Path:
 
     path = WORK / "ids.txt"
     if url.startswith("postgresql"):
-        import asyncpg
 
         async def fetch() -> list[str]:
-            conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql", 1))
+            conn = await _connect(url)
             rows = await conn.fetch(
                 "SELECT id FROM contact WHERE workspace_id = $1 ORDER BY random() LIMIT 20000",
                 ws.id,
