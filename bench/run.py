@@ -84,6 +84,7 @@ class Report:
     load_rates: dict[str, float]
     rows: list[Row] = field(default_factory=list)
     bulk: dict[str, Any] = field(default_factory=dict)
+    fanout: dict[str, Any] = field(default_factory=dict)
 
 
 # -- processes -------------------------------------------------------------------------------
@@ -507,6 +508,13 @@ def main() -> None:
     )
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument(
+        "--fanout",
+        type=int,
+        default=5000,
+        help="contacts created (in bulk writes of 1000) for the webhook fan-out phase; 0: none",
+    )
+    parser.add_argument("--fanout-endpoints", type=int, default=4)
+    parser.add_argument(
         "--reuse",
         action="store_true",
         help="measure the database the previous run loaded (same backend and -n) instead of "
@@ -616,6 +624,19 @@ def main() -> None:
             f"{max(b['ratios']):.2f}) | waiting for the relay "
             f"{' '.join(f'{share:.0%}' for share in b['relay_shares'])} of each round"
         )
+    if args.fanout >= 1000:
+        from bench import fanout
+
+        report.fanout = f = fanout.measure(
+            rapport_env, ws.api_key, args.fanout, args.fanout_endpoints, args.workers
+        )
+        ours, floor = f["rapport"], f["floor"]
+        print(
+            f"webhooks floor {floor['per_s']:8.0f} deliveries/s | rapport {ours['per_s']:8.0f}"
+            f" deliveries/s ({ours['deliveries']} of {ours['expected']}) | ratio {f['ratio']:.2f}"
+            f" | commit to receiver at {ours['trickle_per_s']} events/s: p50"
+            f" {ours['p50_ms']:.0f} ms p99 {ours['p99_ms']:.0f} ms"
+        )
     write_results(report)
 
 
@@ -673,6 +694,19 @@ def write_results(report: Report) -> None:
             f"(target ≥ {TARGETS['bulk']}; rounds {' '.join(f'{r:.2f}' for r in b['ratios'])}). "
             "Share of each round spent waiting for the relay after the last response: "
             f"{' '.join(f'{share:.0%}' for share in b['relay_shares'])}.",
+        ]
+    if report.fanout:
+        f = report.fanout
+        ours, floor = f["rapport"], f["floor"]
+        lines += [
+            "",
+            f"Webhook fan-out: {f['events']:,} contact.created events to {f['endpoints']} "
+            f"endpoints: Rapport delivered {ours['deliveries']:,} of {ours['expected']:,} at "
+            f"{ours['per_s']:.0f}/s; the floor (a bare signed POST each) {floor['per_s']:.0f}/s: "
+            f"ratio {f['ratio']:.2f} (no target). Commit to receiver, at "
+            f"{ours['trickle_per_s']} single creates a second: p50 {ours['p50_ms']:.0f} ms, p99 "
+            f"{ours['p99_ms']:.0f} ms (in the burst, queue included: p50 "
+            f"{ours['burst_p50_ms']:.0f} ms, p99 {ours['burst_p99_ms']:.0f} ms).",
         ]
     lines += [
         "",
