@@ -82,6 +82,7 @@ class Report:
     started: str
     machine: str
     load_rates: dict[str, float]
+    parallel_query: bool = False
     rows: list[Row] = field(default_factory=list)
     bulk: dict[str, Any] = field(default_factory=dict)
     fanout: dict[str, Any] = field(default_factory=dict)
@@ -382,6 +383,25 @@ def _psql(sql: str) -> None:
     subprocess.run(["psql", PG_ADMIN, "-qc", sql], check=True)
 
 
+def serial_queries(backend: str, parallel: bool) -> None:
+    """The database's sessions plan without parallel workers (unless `parallel`), for the floor
+    and Rapport alike: the server setting the README recommends for an API on a few cores.
+
+    With PostgreSQL's default (2 workers per Gather), the search scenario's plan starts workers
+    from a pool of 8 that 8 connections' queries share: a side that spends less time between its
+    queries finds the pool taken more often and runs them alone, which on 2 cores is cheaper. In
+    one run the floor's searches launched no worker 55% of the time, Rapport's 29% (auto_explain,
+    5 s of wrk each), and each of Rapport's took 9.4 ms of the machine's CPU against the floor's
+    6.1: the ratio measured the pool's luck more than either side's work."""
+    if backend == "postgres":
+        setting = (
+            "RESET max_parallel_workers_per_gather"
+            if parallel
+            else ("SET max_parallel_workers_per_gather = 0")
+        )
+        _psql(f"ALTER DATABASE {PG_DB} {setting}")
+
+
 def prepare_database(backend: str) -> str:
     if backend == "postgres":
         _psql(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
@@ -515,6 +535,12 @@ def main() -> None:
     )
     parser.add_argument("--fanout-endpoints", type=int, default=4)
     parser.add_argument(
+        "--parallel-query",
+        action="store_true",
+        help="keep PostgreSQL's parallel query for both sides (by default the bench database "
+        "plans without parallel workers, as the README recommends for an API on a few cores)",
+    )
+    parser.add_argument(
         "--reuse",
         action="store_true",
         help="measure the database the previous run loaded (same backend and -n) instead of "
@@ -548,6 +574,7 @@ def main() -> None:
         snapshot(args.backend)
         _save_loaded(saved, url, args.n, ws, rates)
     ids = write_ids(url, ws)
+    serial_queries(args.backend, args.parallel_query)
 
     report = Report(
         backend=args.backend,
@@ -558,6 +585,7 @@ def main() -> None:
         started=datetime.now(UTC).isoformat(timespec="seconds"),
         machine=f"{platform.node()} {os.cpu_count()} cpu",
         load_rates=rates,
+        parallel_query=args.parallel_query,
     )
     lua_env = {"BENCH_IDS": str(ids), "BENCH_KEY": ws.api_key, "BENCH_WRK": str(ROOT / "wrk")}
     rapport_env = {
@@ -666,7 +694,8 @@ def write_results(report: Report) -> None:
         f"# Rapport vs floor: {report.backend}, {report.contacts:,} contacts",
         "",
         f"{report.started}; {report.machine}; wrk {report.connections} connections, "
-        f"{report.duration_s} s per run; uvicorn {report.workers} workers.",
+        f"{report.duration_s} s per run; uvicorn {report.workers} workers; PostgreSQL parallel "
+        f"query {'on' if report.parallel_query else 'off'} for both sides.",
         "",
         "| scenario | floor req/s | floor p99 ms | Rapport req/s | Rapport p99 ms | ratio | "
         "each round | p99 × floor | target | worker RSS MB | errors |",
