@@ -394,12 +394,9 @@ def serial_queries(backend: str, parallel: bool) -> None:
     5 s of wrk each), and each of Rapport's took 9.4 ms of the machine's CPU against the floor's
     6.1: the ratio measured the pool's luck more than either side's work."""
     if backend == "postgres":
-        setting = (
-            "RESET max_parallel_workers_per_gather"
-            if parallel
-            else ("SET max_parallel_workers_per_gather = 0")
-        )
-        _psql(f"ALTER DATABASE {PG_DB} {setting}")
+        setting = "RESET" if parallel else "SET"
+        value = "" if parallel else " = 0"
+        _psql(f"ALTER DATABASE {PG_DB} {setting} max_parallel_workers_per_gather{value}")
 
 
 def prepare_database(backend: str) -> str:
@@ -686,6 +683,12 @@ def _median_row(scenario: str, rounds: list[tuple[Load, Load]], rss: float) -> R
     )
 
 
+def _parallel(report: Report) -> str:
+    if report.backend != "postgres":
+        return ""
+    return f"; PostgreSQL parallel query {'on' if report.parallel_query else 'off'} for both sides"
+
+
 def write_results(report: Report) -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     base = RESULTS / f"{stamp}-{report.backend}"
@@ -694,8 +697,7 @@ def write_results(report: Report) -> None:
         f"# Rapport vs floor: {report.backend}, {report.contacts:,} contacts",
         "",
         f"{report.started}; {report.machine}; wrk {report.connections} connections, "
-        f"{report.duration_s} s per run; uvicorn {report.workers} workers; PostgreSQL parallel "
-        f"query {'on' if report.parallel_query else 'off'} for both sides.",
+        f"{report.duration_s} s per run; uvicorn {report.workers} workers{_parallel(report)}.",
         "",
         "| scenario | floor req/s | floor p99 ms | Rapport req/s | Rapport p99 ms | ratio | "
         "each round | p99 × floor | target | worker RSS MB | errors |",

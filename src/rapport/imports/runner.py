@@ -389,10 +389,6 @@ class ImportRun:
         reverse = {f: c for c, f in row["mapping"].items()}
         size = self.settings.import_chunk_rows
         width = len(header)
-
-        async def read() -> ChunkRead:
-            return await self._read(reader, size, spec, width, columns, reverse, definitions)
-
         with RecordReader(
             import_path(self.settings, row["id"]),
             encoding=row["encoding"],
@@ -402,6 +398,10 @@ class ImportRun:
         ) as reader:
             if row["byte_offset"] == 0:
                 next(reader, None)  # the header
+
+            async def read() -> ChunkRead:
+                return await self._read(reader, size, spec, width, columns, reverse, definitions)
+
             ahead = await read()
             while True:
                 chunk = ahead
