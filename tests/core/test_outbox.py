@@ -13,11 +13,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from rapport.core import jobs
 from rapport.core.background import Background
-from rapport.core.db import Database
+from rapport.core.db import Database, UnitOfWork
 from rapport.core.events import TABLE as EVENTS
 from rapport.core.outbox import (
     REDELIVER,
@@ -69,7 +69,7 @@ async def running(background: Background, db: Database) -> AsyncIterator[Backgro
         yield background
     finally:
         await background.stop()
-        db.on_events_committed.remove(background.committed)
+        background.detach()
 
 
 def first_relayed(runs: list[tuple[float, int]]) -> Callable[[], float | None]:
@@ -457,7 +457,7 @@ async def test_the_background_loops_relay_commits_at_once(
         outbox.subscribers.durable.pop("t.background", None)
         jobs.registry.kinds.pop("t.background", None)
         await background.stop()
-        relay_db.on_events_committed.remove(background.committed)
+        background.detach()
 
 
 async def test_a_backlog_is_relayed_batch_after_batch_without_pauses(
@@ -557,6 +557,51 @@ async def test_in_process_jobs_never_take_more_than_half_the_pool(
     finally:
         jobs.registry.kinds.pop("t.bounded", None)
         await background.stop()
-        relay_db.on_events_committed.remove(background.committed)
+        background.detach()
     assert sorted(finished, key=int) == [str(i) for i in range(12)]
     assert most == 2
+
+
+async def test_commits_wake_the_relay_and_the_scheduler_for_their_own_work(
+    client: Any, relay_db: Database
+) -> None:
+    """A commit that recorded events wakes the relays, one that queued jobs the schedulers; a
+    request's event sends no scheduler looking for jobs, and a relay batch wakes the scheduler
+    only when its subscribers queued some."""
+    woken = {"relay": 0, "scheduler": 0}
+
+    def relay() -> None:
+        woken["relay"] += 1
+
+    def scheduler() -> None:
+        woken["scheduler"] += 1
+
+    relay_db.on_events_committed.append(relay)
+    relay_db.on_jobs_committed.append(scheduler)
+    registry = SubscriberRegistry()
+    queue = {"jobs": False}
+
+    @registry.subscriber("t.wake", "contact.*")
+    async def maybe_queue(ctx: RelayContext, events: list[DomainEvent]) -> None:
+        if queue["jobs"]:
+            await jobs.enqueue(ctx.session, "t.wake", {}, now=ctx.now())
+
+    try:
+        account = await register(client)
+        woken.update(relay=0, scheduler=0)
+        await create_contacts(client, account, 1)
+        assert woken == {"relay": 1, "scheduler": 0}
+        assert await Relay(relay_db, registry=registry).run_all() >= 1
+        assert woken == {"relay": 1, "scheduler": 0}  # a batch that queued nothing
+        queue["jobs"] = True
+        await create_contacts(client, account, 1)
+        assert await Relay(relay_db, registry=registry).run_all() >= 1
+        assert woken == {"relay": 2, "scheduler": 1}
+        async with UnitOfWork.transaction(relay_db) as session:  # a job alone (an import's)
+            await jobs.enqueue(session, "t.wake", {})
+        assert woken == {"relay": 2, "scheduler": 2}
+    finally:
+        relay_db.on_events_committed.remove(relay)
+        relay_db.on_jobs_committed.remove(scheduler)
+        async with relay_db.write_sessions() as session, session.begin():
+            await session.execute(delete(jobs.TABLE).where(jobs.TABLE.c.kind == "t.wake"))

@@ -107,7 +107,7 @@ async def busy_and_idle(
     finally:
         await busy.stop()
         await idle.stop()
-        pg.on_events_committed.remove(busy.committed)
+        busy.detach()
         await other_db.dispose()
 
 
@@ -144,7 +144,7 @@ async def test_without_peers_nothing_waits(client: Any, pg: Database, database_u
         assert latency < 0.5
     finally:
         await alone.stop()
-        pg.on_events_committed.remove(alone.committed)
+        alone.detach()
 
 
 async def test_a_busy_process_waits_one_poll_at_most_then_drains_the_backlog(
@@ -190,7 +190,7 @@ async def test_a_busy_process_waits_one_poll_at_most_then_drains_the_backlog(
     finally:
         await busy.stop()
         await silent.stop()
-        pg.on_events_committed.remove(busy.committed)
+        busy.detach()
 
 
 async def test_the_listener_comes_back_after_its_connection_is_killed(
@@ -255,3 +255,38 @@ async def test_processes_count_each_other_as_they_start_and_stop(
     finally:
         await first.stop()
         await second.stop()
+
+
+async def test_notifies_are_spaced_by_the_linger(pg: Database, database_url: str) -> None:
+    """The first commit after a quiet spell wakes the peers at once; the commits of the next
+    `spacing` seconds share one NOTIFY at its end (a relay runs once per linger at most, so
+    more would wake nothing more)."""
+    spacing = 0.4
+    heard: list[float] = []
+    clock = asyncio.get_running_loop().time
+    sender = Peers(database_url, lambda: None, spacing=spacing)
+    listener = Peers(database_url, lambda: heard.append(clock()))
+    await sender.start()
+    await listener.start()
+    try:
+        await until(lambda: sender.listening and listener.listening)
+        assert await sender.refresh() == 1
+        heard.clear()  # a peer wakes itself once as it starts listening
+        started = clock()
+        for _ in range(5):  # a burst of commits
+            sender.notify()
+            await asyncio.sleep(0.01)
+        await until(lambda: len(heard) == 1)
+        assert heard[0] - started < spacing / 2
+        await until(lambda: len(heard) == 2)  # the burst's others, as one
+        assert heard[1] - heard[0] >= spacing * 0.9
+        await asyncio.sleep(spacing * 1.5)
+        assert len(heard) == 2  # nothing more was asked for
+        await asyncio.sleep(spacing)  # a quiet spell: the next commit is sent at once
+        again = clock()
+        sender.notify()
+        await until(lambda: len(heard) == 3)
+        assert heard[2] - again < spacing / 2
+    finally:
+        await sender.stop()
+        await listener.stop()

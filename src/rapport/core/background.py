@@ -10,7 +10,9 @@ that carries claimed jobs to the code that runs them.
 The queue is never the record: a message lost with a process leaves a job whose lease runs out and
 is claimed again. Commits that recorded events wake the relay at once (`Database.events_committed`);
 on PostgreSQL they wake the other processes' relays too (`core.peers`, LISTEN/NOTIFY), and polling
-covers whatever a wake missed.
+covers whatever a wake missed. Commits that queued jobs (a request's, or a relay batch whose
+subscribers queued deliveries) wake this process's scheduler; the others' find them at their next
+poll, and a scheduler that claimed a full batch looks again at once.
 
 A process serving requests leaves a relay batch to an idle peer: woken while a request is in
 flight (or one ended less than `RAPPORT_BACKGROUND_LINGER_SECONDS` ago), its relay waits until the
@@ -102,6 +104,7 @@ class Background:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         db.on_events_committed.append(self.committed)
+        db.on_jobs_committed.append(self.jobs_committed)
 
     def set_clock(self, now: Callable[[], datetime]) -> None:
         """Tests drive retries and schedules with a controllable clock."""
@@ -114,9 +117,22 @@ class Background:
 
     def committed(self) -> None:
         """Events were committed here: wake this process's relay and the other processes'."""
-        self.wake()
+        self._wake.set()
         if self.peers is not None:
             self.peers.notify()
+
+    def jobs_committed(self) -> None:
+        """Jobs were queued here: wake this process's scheduler."""
+        self._jobs_wake.set()
+
+    def detach(self) -> None:
+        """Stop hearing of the database's commits (a background made for a while, in tests)."""
+        for callbacks, callback in (
+            (self.db.on_events_committed, self.committed),
+            (self.db.on_jobs_committed, self.jobs_committed),
+        ):
+            with contextlib.suppress(ValueError):
+                callbacks.remove(callback)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, *, worker: bool = False) -> None:
@@ -130,7 +146,9 @@ class Background:
             and self.settings.outbox_listen
             and not self.settings.db_pgbouncer
         ):
-            self.peers = Peers(self.db.url, self.wake)
+            self.peers = Peers(
+                self.db.url, self._wake.set, spacing=self.settings.background_linger_seconds
+            )
             await self.peers.start()
         self._tasks = [
             asyncio.create_task(self._relay_loop(), name="rapport-relay"),
@@ -176,7 +194,6 @@ class Background:
             self._wake,
             self.settings.outbox_poll_seconds,
             self.relay.batch,
-            after=self._jobs_wake.set,  # subscribers may have queued jobs
             name="relay_error",
             defer=self._yield_to_requests,
         )
@@ -212,7 +229,6 @@ class Background:
             self._jobs_wake,
             self.settings.jobs_poll_seconds,
             self.runner.batch,
-            after=None,
             name="scheduler_error",
         )
 
@@ -223,7 +239,6 @@ class Background:
         poll: float,
         batch: int,
         *,
-        after: Callable[[], None] | None,
         name: str,
         defer: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
@@ -252,8 +267,6 @@ class Background:
                 log.warning(name, error=repr(exc)[:500])
                 n = 0
                 await asyncio.sleep(poll)
-            if n and after is not None:
-                after()
             backlog = n >= batch
             if backlog:
                 continue

@@ -30,7 +30,10 @@ from rapport.core.dberrors import driver_error, is_unavailable
 from rapport.core.sql import LEAN
 
 READ_OPTION = "rapport_read"
-WAKE = "rapport_wake"  # session.info flag: this transaction recorded events or queued jobs
+# session.info flags: this transaction recorded events (the relays' work) / queued jobs (the
+# schedulers'). Acted on after its commit (`Database.committed`).
+EVENTS_RECORDED = "rapport_events_recorded"
+JOBS_QUEUED = "rapport_jobs_queued"
 
 
 def dialect_name(session: AsyncSession) -> str:
@@ -167,12 +170,25 @@ class Database:
         self.read_sessions = async_sessionmaker(
             read_engine, expire_on_commit=False, autoflush=False
         )
-        # Called after a request's commit that recorded events or queued jobs (wakes the relay).
+        # Called after a commit that recorded events (wake the relays) or queued jobs (wake the
+        # schedulers): apart, so a request's event does not also send a scheduler looking for jobs.
         self.on_events_committed: list[Callable[[], None]] = []
+        self.on_jobs_committed: list[Callable[[], None]] = []
 
     def events_committed(self) -> None:
         for callback in self.on_events_committed:
             callback()
+
+    def jobs_committed(self) -> None:
+        for callback in self.on_jobs_committed:
+            callback()
+
+    def committed(self, session: AsyncSession) -> None:
+        """After `session` committed: wake whoever has work from it now."""
+        if session.info.pop(EVENTS_RECORDED, False):
+            self.events_committed()
+        if session.info.pop(JOBS_QUEUED, False):
+            self.jobs_committed()
 
     @asynccontextmanager
     async def borrow_driver(self) -> AsyncIterator[Any]:
@@ -328,8 +344,7 @@ class UnitOfWork:
         for hook in self.before_commit:
             await hook(session)
         await session.commit()
-        if session.info.pop(WAKE, False):
-            self.db.events_committed()
+        self.db.committed(session)
 
     async def rollback(self) -> None:
         await self.settle(quiet=True)
@@ -346,6 +361,7 @@ class UnitOfWork:
         try:
             async with uow.session.begin():
                 yield uow.session
+            db.committed(uow.session)
         finally:
             await uow.close()
 

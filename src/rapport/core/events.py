@@ -19,7 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from rapport.core import envelope
 from rapport.core.auth import Principal
 from rapport.core.clock import utcnow
-from rapport.core.db import JSON_CODEC, WAKE
+from rapport.core.db import EVENTS_RECORDED, JSON_CODEC
 from rapport.core.ids import new_id
 from rapport.core.models import Base, JSONType, TenantMixin
 from rapport.core.sql import Query, bound, copies, insert_new, values_of
@@ -127,7 +127,7 @@ async def record(
 ) -> uuid.UUID:
     row = _row(workspace_id, type, data, principal, resource_id)
     await _INSERT.run(session, **values_of(row))
-    session.info[WAKE] = True
+    session.info[EVENTS_RECORDED] = True
     return row["id"]
 
 
@@ -171,5 +171,5 @@ async def record_many(
         await insert_new(
             session, TABLE, rows, returning=False, serialized=("data",) if copy else ()
         )
-    session.info[WAKE] = True
+    session.info[EVENTS_RECORDED] = True
     return [r["id"] for r in rows]

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.core.clock import utcnow
-from rapport.core.db import WAKE, Database
+from rapport.core.db import JOBS_QUEUED, Database
 from rapport.core.ids import new_id
 from rapport.core.models import Base, JSONType, UTCDateTime
 from rapport.core.observability import log
@@ -185,7 +185,7 @@ async def enqueue(
             updated_at=stamp,
         )
     )
-    session.info[WAKE] = True
+    session.info[JOBS_QUEUED] = True
     return job_id
 
 
@@ -215,7 +215,7 @@ async def enqueue_many(
     ]
     if rows:
         await session.execute(insert(TABLE), rows)
-        session.info[WAKE] = True
+        session.info[JOBS_QUEUED] = True
 
 
 class JobRunner:
