@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from rapport.core import outbox
 from rapport.core.db import Database
 from rapport.core.jobs import JobRunner
 from rapport.core.outbox import Relay, SubscriberRegistry
@@ -46,3 +49,30 @@ async def test_the_relay_marks_its_batch_through_the_pending_index(
     assert len(statements) == 1
     plan = await plan_of(database, statements[0])
     assert "ix_event_pending" in plan.indexes(), f"{statements[0].sql}\n{plan}"
+
+
+async def test_the_audit_reads_the_pending_events_through_their_index(
+    client: Any, database: Database, backend: str
+) -> None:
+    """A batch of updates waits for relays holding earlier events of its records: it finds
+    them among the pending events, read in id order through ix_event_pending (filtered by
+    record instead, a planner without statistics read the whole event table for each batch)."""
+    if backend == "sqlite":
+        pytest.skip("SQLite has one writer: a relay never waits for another")
+    await Relay(database, registry=SubscriberRegistry()).run_all()
+    account = await register(client)
+    [contact] = await create_contacts(client, account, 1)
+    r = await client.patch(
+        f"/api/v1/contacts/{contact}", json={"job_title": "CTO"}, headers=account.headers
+    )
+    assert r.status_code == 200, r.text
+    registry = SubscriberRegistry()
+    registry.durable["audit"] = outbox.subscribers.durable["audit"]
+    with captured(database, "FROM event", "dispatched_at IS NULL", "LIMIT") as statements:
+        assert await Relay(database, registry=registry).run_all() >= 2
+    waits = [s for s in statements if "resource_id" in s.sql and "SKIP LOCKED" not in s.sql]
+    assert waits, [s.sql for s in statements]
+    for statement in waits:
+        plan = await plan_of(database, statement)
+        assert "ix_event_pending" in plan.indexes(), f"{statement.sql}\n{plan}"
+        assert not plan.sorts(), f"{statement.sql}\n{plan}"

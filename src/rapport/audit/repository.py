@@ -4,12 +4,12 @@ two statements per relay batch (the previous snapshots, then the entries)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +22,9 @@ from rapport.core.repository import TenantRepository
 from rapport.core.sql import copies, insert_new
 
 a = AuditEntry.__table__
+# How many pending events `wait_for_earlier_events` reads in id order before it lets the planner
+# choose instead: a few relay batches' worth (pending events are few unless a backlog builds up).
+PENDING_SCAN = 2000
 
 
 def audit_listing(*, history: bool = False) -> Listing:
@@ -78,7 +81,9 @@ class AuditWriter:
     def dialect(self) -> str:
         return dialect_name(self.session)
 
-    async def wait_for_earlier_events(self, keys: Sequence[RecordKey], last: uuid.UUID) -> None:
+    async def wait_for_earlier_events(
+        self, keys: Sequence[RecordKey], last: uuid.UUID, batch: Collection[uuid.UUID] = ()
+    ) -> None:
         """Wait until no other relay still holds an earlier event of these records.
 
         On PostgreSQL several relays take consecutive batches at once (`SKIP LOCKED`): an older
@@ -86,8 +91,39 @@ class AuditWriter:
         reaches a newer one; diffed against the stored state, the newer entry would also show
         (and pin on its actor) the older change. The older event's row is locked by its relay
         until that relay commits, with its audit entry; a share lock on it waits for exactly that.
-        SQLite has one writer, so relays never overlap there."""
+        SQLite has one writer, so relays never overlap there.
+
+        The pending events up to the batch's last (`batch`: its own ids) are read first, in id
+        order through ix_event_pending, a plan that `ORDER BY id LIMIT` makes whatever the
+        statistics say; only those of these records are then locked, by primary key. Filtered
+        by record in one statement instead, a planner whose statistics thought the table small
+        (autovacuum off) read all of it for every batch of updates: 6 ms a batch in a PATCH run,
+        92 ms over 200,000 events."""
         if self.dialect != "postgresql" or not keys:
+            return
+        pending = (
+            await self.session.execute(
+                select(EVENTS.c.workspace_id, EVENTS.c.id, EVENTS.c.resource_id)
+                .where(EVENTS.c.dispatched_at.is_(None), EVENTS.c.id < last)
+                .order_by(EVENTS.c.id)
+                .limit(PENDING_SCAN)
+            )
+        ).all()
+        if len(pending) < PENDING_SCAN:
+            wanted = {(k.workspace_id, k.resource_id) for k in keys}
+            own = set(batch)
+            held = [
+                (row.workspace_id, row.id)
+                for row in pending
+                if row.id not in own and (row.workspace_id, row.resource_id) in wanted
+            ]
+            if held:
+                await self.session.execute(
+                    select(EVENTS.c.id)
+                    .where(tuple_(EVENTS.c.workspace_id, EVENTS.c.id).in_(held))
+                    .order_by(EVENTS.c.id)
+                    .with_for_update(read=True)
+                )
             return
         stmt = (
             select(EVENTS.c.id)

@@ -325,7 +325,8 @@ async def record(
     writer = AuditWriter(session)
     touched = touches(events)
     keys = bases_needed(events, touched)
-    await writer.wait_for_earlier_events(keys, max(uuid.UUID(str(e.id)) for e in events))
+    ids = [uuid.UUID(str(e.id)) for e in events]
+    await writer.wait_for_earlier_events(keys, max(ids), ids)
     # Entries after the batch's last event are not its base (only a redelivered event, audited
     # alone after later ones, can meet such entries).
     last = max(e.occurred_at for e in events)
