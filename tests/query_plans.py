@@ -20,7 +20,11 @@ from rapport.core.db import Database
 
 # A plan node that sorts rows: PostgreSQL `Sort` / `Incremental Sort` (not `Sort Key:` lines).
 _PG_SORT_NODE = re.compile(r"^\s*(->\s+)?(Incremental )?Sort\s+\(")
-_PG_INDEX_SCAN = re.compile(r"Index (Only )?Scan( Backward)? using (\w+)")
+# An index read in order ("Index Scan using"), or for a bitmap of matching rows ("Bitmap Index
+# Scan on": the planner's choice for a few values, as a batch's ids are in a small table).
+_PG_INDEX_SCAN = re.compile(
+    r"(?:Index (?:Only )?Scan(?: Backward)? using|Bitmap Index Scan on) (\w+)"
+)
 
 
 @dataclass
@@ -60,7 +64,7 @@ class Plan:
                 for m in [re.search(r"USING (?:COVERING )?INDEX (\w+)", line)]
                 if m
             }
-        return {m.group(3) for line in self.lines for m in [_PG_INDEX_SCAN.search(line)] if m}
+        return {m.group(1) for line in self.lines for m in [_PG_INDEX_SCAN.search(line)] if m}
 
     def sorts(self) -> bool:
         """Whether the plan sorts rows itself instead of reading them in index order."""
