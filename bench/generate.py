@@ -41,6 +41,7 @@ from rapport.leads.service import LeadService
 from rapport.main import create_app
 from rapport.migrations.models import metadata
 from rapport.migrations.runner import upgrade
+from rapport.notifications.handlers import HOLDER_FIELDS
 from rapport.search.indexer import document_text
 
 FIRST = [
@@ -313,6 +314,14 @@ def activities(
         }
 
 
+def holder_row(workspace_id: uuid.UUID, row: dict[str, Any], field: str) -> dict[str, Any]:
+    """The holder the notifications subscriber keeps for an assignable record, as it would have
+    saved it on the record's creation. Without it, the first change of each loaded record
+    wrote one (a delete and an insert in its relay batch), work a record created through the
+    API had done long before: in a PATCH run, nearly every change was such a first."""
+    return {"workspace_id": workspace_id, "resource_id": row["id"], "user_id": row[field]}
+
+
 def search_row(
     workspace_id: uuid.UUID, resource: str, service: Any, row: dict[str, Any]
 ) -> dict[str, Any]:
@@ -431,21 +440,25 @@ async def load(url: str, n: int, *, quiet: bool = False) -> tuple[Workspace, dic
     rates: dict[str, float] = {}
 
     async def put(table: str, rows: Iterator[dict[str, Any]], resource: str | None, service: Any):
-        started, count, batch, docs = time.perf_counter(), 0, [], []
+        started, count, batch, docs, held = time.perf_counter(), 0, [], [], []
         ids: list[uuid.UUID] = []
         for row in rows:
             batch.append(row)
             if resource:
                 docs.append(search_row(ws.id, resource, service, row))
+            if table in HOLDER_FIELDS and row.get(HOLDER_FIELDS[table]) is not None:
+                held.append(holder_row(ws.id, row, HOLDER_FIELDS[table]))
             if table == "contact" and len(ids) < 100_000:
                 ids.append(row["id"])
             if len(batch) >= CHUNK:
                 await writer.write(table, batch)
                 await writer.write("search_document", docs)
+                await writer.write("notification_holder", held)
                 count += len(batch)
-                batch, docs = [], []
+                batch, docs, held = [], [], []
         await writer.write(table, batch)
         await writer.write("search_document", docs)
+        await writer.write("notification_holder", held)
         count += len(batch)
         elapsed = time.perf_counter() - started
         rates[table] = count / elapsed if elapsed else 0.0
