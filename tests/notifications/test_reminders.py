@@ -23,6 +23,22 @@ async def due_notes(client, account):  # noqa: ANN001, ANN201
 
 
 class TestDueReminders:
+    async def test_queuing_a_reminder_wakes_the_scheduler(self, app, client, clock, database):
+        """The relay batch that queues a reminder wakes the scheduler when it commits (a
+        reminder can be due at once), as every job queued through `jobs.enqueue` does."""
+        admin = await register(client)
+        await drain(app)
+        woken: list[bool] = []
+        database.on_jobs_committed.append(lambda: woken.append(True))
+        try:
+            due = clock() + REMINDER_LEAD + timedelta(seconds=30)
+            await make_task(client, admin, assignee_id=admin.user["id"], due_at=iso(due))
+            assert woken == []  # the request queued no job: its event did
+            await app.state.background.relay.run_all()
+            assert woken == [True]
+        finally:
+            database.on_jobs_committed.pop()
+
     async def test_once_and_not_before_its_time(self, app, client, clock, database):
         admin = await register(client)
         bob = await add_member(client, admin)

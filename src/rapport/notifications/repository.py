@@ -27,7 +27,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.core import jobs
-from rapport.core.db import dialect_name
+from rapport.core.db import JOBS_QUEUED, dialect_name
 from rapport.core.ids import new_id
 from rapport.core.listing import EQUALITY, RANGE, Filter, Listing, Sort
 from rapport.core.repository import TenantRepository
@@ -273,6 +273,7 @@ async def enqueue_jobs(
     ]
     if rows:
         await session.execute(insert(jobs.TABLE), rows)
+        session.info[JOBS_QUEUED] = True  # as `jobs.enqueue` does: the scheduler wakes on commit
 
 
 async def already_sent(
