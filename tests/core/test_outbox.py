@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select, update
 
-from rapport.core import jobs
+from rapport.core import events, jobs
 from rapport.core.background import Background
 from rapport.core.db import Database, UnitOfWork
 from rapport.core.events import TABLE as EVENTS
@@ -303,6 +303,45 @@ class TestJobs:
     async def _enqueue(self, db: Database, kind: str, **kw: Any) -> uuid.UUID:
         async with db.write_sessions() as session, session.begin():
             return await jobs.enqueue(session, kind, {"n": 1}, **kw)
+
+    async def test_a_jobs_transaction_wakes_the_loops_after_its_commit(
+        self, client: Any, database: Database
+    ) -> None:
+        """What a job's transaction records or queues wakes the relay and the scheduler when it
+        commits, as a request's does (not at their next poll); a failed one wakes nothing."""
+        clock = FakeClock()
+        registry = jobs.Registry()
+        woken: list[str] = []
+        workspace_id = uuid.UUID((await register(client)).workspace_id)
+
+        @registry.handler("t.writes")
+        async def writes(ctx: jobs.JobContext) -> None:
+            async with ctx.transaction() as session:
+                assert woken == []  # not before the commit
+                await jobs.enqueue(session, "t.parked", {}, run_at=clock() + timedelta(days=1))
+                await events.record(session, workspace_id=workspace_id, type="t.written", data={})
+            if ctx.payload.get("fail"):
+                async with ctx.transaction() as session:
+                    await events.record(session, workspace_id=workspace_id, type="t.x", data={})
+                    raise RuntimeError("rolled back")
+
+        runner = await self._runner(database, clock, registry)
+        database.on_events_committed.append(lambda: woken.append("relay"))
+        database.on_jobs_committed.append(lambda: woken.append("scheduler"))
+        try:
+            await self._enqueue(database, "t.writes", now=clock())
+            assert await runner.run_due() == 1
+            assert sorted(woken) == ["relay", "scheduler"]
+            woken.clear()
+            async with database.write_sessions() as session, session.begin():
+                await jobs.enqueue(session, "t.writes", {"fail": True}, now=clock())
+            assert await runner.run_due() == 1
+            assert sorted(woken) == ["relay", "scheduler"]  # the first transaction's only
+        finally:
+            database.on_events_committed.pop()
+            database.on_jobs_committed.pop()
+            async with database.write_sessions() as session, session.begin():
+                await session.execute(delete(jobs.TABLE).where(jobs.TABLE.c.kind == "t.parked"))
 
     async def test_backoff_then_success(self, database: Database) -> None:
         clock = FakeClock()

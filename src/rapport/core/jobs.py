@@ -117,9 +117,12 @@ class JobContext:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction that commits when the block ends without an exception."""
-        async with self.db.write_sessions() as session, session.begin():
-            yield session
+        """A write transaction that commits when the block ends without an exception; the
+        events it recorded and the jobs it queued then wake their loops, as a request's do."""
+        async with self.db.write_sessions() as session:
+            async with session.begin():
+                yield session
+            self.db.committed(session)
 
 
 Handler = Callable[[JobContext], Awaitable[None]]
