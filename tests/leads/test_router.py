@@ -718,7 +718,9 @@ class TestPaging:
             return row["value"] or 0, row["id"]
         if sort_by == "last_name":
             return row["last_name"] or "", row["id"]
-        return row[sort_by], row["id"]
+        # As times: a time on a whole second is written without a fraction ("...07Z"), which
+        # sorts after "...07.05Z" as text.
+        return datetime.fromisoformat(row[sort_by]), row["id"]
 
     @pytest.mark.parametrize("sort_by", ["created_at", "updated_at", "value", "last_name"])
     @pytest.mark.parametrize("sort_order", ["asc", "desc"])
