@@ -19,13 +19,20 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Index, Integer, String
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from rapport.core.models import Base, JSONType, TenantMixin
+from rapport.core.models import Base, JSONText, TenantMixin
 
-# SQL NULL (not JSON null) for "no snapshot": the previous-snapshot lookup skips NULL rows.
-NullableJSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+# Entries are written once and read whole: their JSON is kept as text (see `JSONText`). SQL NULL
+# (not JSON null) for "no snapshot": the previous-snapshot lookup skips NULL rows.
+NullableJSON = JSON(none_as_null=True)
+
+
+def split_type(event_type: str) -> tuple[str, str]:
+    """`contact.merged` → ("contact", "merged"): the resource is the prefix, the action the verb.
+    An entry's resource_type and action are its event type's, split so."""
+    resource, dot, action = event_type.partition(".")
+    return resource, action if dot else event_type
 
 
 class AuditEntry(TenantMixin, Base):
@@ -35,24 +42,16 @@ class AuditEntry(TenantMixin, Base):
         Index("ix_audit_entry_event", "workspace_id", "event_id", "position", unique=True),
         # Keyset pages newest first: one index per filter, each ending in the sort keys.
         Index("ix_audit_entry_occurred", "workspace_id", "occurred_at", "id"),
-        # A record's history, the resource_id filter and the writer's previous-state lookup. By
-        # id alone: ids are UUIDv7, unique across resources, and a second equality column here
-        # would tie it with ix_audit_entry_resource_type for planners without statistics.
+        # A record's history, the resource_id filter (with resource_type too: the listing keeps
+        # the type off ix_audit_entry_resource_type then, see `repository.py`) and the writer's
+        # previous-state lookup. By id alone: ids are UUIDv7, unique across resources.
         Index("ix_audit_entry_resource", "workspace_id", "resource_id", "occurred_at", "id"),
-        # resource_type and resource_id together: three equalities beat both indexes above.
-        Index(
-            "ix_audit_entry_resource_typed",
-            "workspace_id",
-            "resource_id",
-            "resource_type",
-            "occurred_at",
-            "id",
-        ),
         Index("ix_audit_entry_resource_type", "workspace_id", "resource_type", "occurred_at", "id"),
         Index("ix_audit_entry_actor", "workspace_id", "actor_id", "occurred_at", "id"),
         Index("ix_audit_entry_credential", "workspace_id", "credential_id", "occurred_at", "id"),
+        # Also the event_type filter's: an event type is its resource type and action (both
+        # columns are filtered, so either index serves it, in order).
         Index("ix_audit_entry_action", "workspace_id", "action", "occurred_at", "id"),
-        Index("ix_audit_entry_event_type", "workspace_id", "event_type", "occurred_at", "id"),
     )
 
     event_id: Mapped[uuid.UUID]
@@ -64,7 +63,7 @@ class AuditEntry(TenantMixin, Base):
     actor_type: Mapped[str | None] = mapped_column(String(20))
     actor_id: Mapped[uuid.UUID | None]
     credential_id: Mapped[uuid.UUID | None]
-    changes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
     details: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
     snapshot: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
     occurred_at: Mapped[datetime]

@@ -44,12 +44,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rapport.activities.errors import ActivityNotFound
 from rapport.activities.repository import ActivityRepository
+from rapport.audit.models import split_type
 from rapport.audit.repository import (
     AUDIT_LISTING,
     HISTORY_LISTING,
     AuditRepository,
     AuditWriter,
     RecordKey,
+    record_first,
 )
 from rapport.companies.errors import CompanyNotFound
 from rapport.companies.repository import CompanyRepository
@@ -175,12 +177,6 @@ def _created(after: dict[str, Any]) -> dict[str, dict[str, Any]]:
         else:
             out[name] = {"from": None, "to": now}
     return out
-
-
-def split_type(event_type: str) -> tuple[str, str]:
-    """`contact.merged` → ("contact", "merged"): the resource is the prefix, the action the verb."""
-    resource, dot, action = event_type.partition(".")
-    return resource, action if dot else event_type
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -394,7 +390,7 @@ class AuditService:
 
     async def log(self, params: ListParams) -> Page:
         """The workspace's audit log, newest first (the route admits admins only)."""
-        return await self.repo.list(AUDIT_LISTING, params)
+        return await self.repo.list(AUDIT_LISTING, record_first(params))
 
     async def history(self, resource_type: str, record_id: uuid.UUID, params: ListParams) -> Page:
         """One record's entries, newest first; 404 (the record's own code) unless the record

@@ -21,7 +21,7 @@ from rapport.core.auth import Principal
 from rapport.core.clock import utcnow
 from rapport.core.db import EVENTS_RECORDED, JSON_CODEC
 from rapport.core.ids import new_id
-from rapport.core.models import Base, JSONType, TenantMixin
+from rapport.core.models import Base, JSONText, TenantMixin
 from rapport.core.sql import Query, bound, copies, insert_new, values_of
 
 
@@ -43,7 +43,7 @@ class Event(TenantMixin, Base):
     actor_type: Mapped[str | None] = mapped_column(String(20))
     actor_id: Mapped[uuid.UUID | None]
     credential_id: Mapped[uuid.UUID | None]
-    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONText)  # written once, read whole
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     dispatched_at: Mapped[datetime | None]
 

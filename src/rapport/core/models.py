@@ -52,6 +52,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+# JSON kept as the text it was written as (PostgreSQL's `json`, not `jsonb`): for payloads that
+# are written once, read whole and never queried inside (events, audit entries). PostgreSQL only
+# checks such text on the way in and hands it back as it is, where `jsonb` parses it into its
+# binary form and prints it again for every read (migration 0013 has the figures).
+JSONText = JSON()
 
 
 class Base(DeclarativeBase):
