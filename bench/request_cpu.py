@@ -4,11 +4,16 @@ ASGI callable, against the database the last `make bench` loaded (PostgreSQL by 
     .venv/bin/python -m bench.request_cpu get 3000            # µs of CPU per request (min, median)
     .venv/bin/python -m bench.request_cpu create 500 --profile # plus a cProfile of the run
     .venv/bin/python -m bench.request_cpu create 5 --sql       # the statements one request runs
+    .venv/bin/python -m bench.request_cpu bulk 10 --relay      # plus the relay's CPU per event
 
 Scenarios: get, timeline, list, search, create, patch, bulk (1000 contacts a request). Prints
 the minimum and median CPU time per request over five batches (the minimum is the steadiest
 figure on a shared machine); with
-`--profile`, the 40 costliest functions by cumulative time and the share of each package.
+`--profile`, the 40 costliest functions by cumulative time and the share of each package. With
+`--relay`, the relay then dispatches the events those requests recorded (in batches of
+`RAPPORT_OUTBOX_BATCH_SIZE`, 500 by default) and its CPU per event is printed too (profiled
+instead of the requests with `--profile`). Events left pending by an earlier run are dispatched
+first, untimed.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any
 import orjson
 
 from bench.generate import bench_settings
+from rapport.core.outbox import Relay
 from rapport.main import create_app
 
 WORK = Path(__file__).resolve().parent / ".work"
@@ -80,7 +86,27 @@ def by_package(stats: pstats.Stats) -> list[tuple[str, float, int]]:
     return [(k, v, calls[k]) for k, v in own.most_common(12)]
 
 
-async def run(scenario: str, n: int, profile: bool, backend: str, show_sql: bool) -> None:
+async def relay_cpu(app: Any, profiler: cProfile.Profile | None) -> None:
+    """Dispatch what the requests recorded, timed: CPU and wall time per event."""
+    settings = app.state.settings
+    relay = Relay(app.state.db, services={"settings": settings, "db": app.state.db})
+    relay.batch = settings.outbox_batch_size
+    if profiler:
+        profiler.enable()
+    cpu, wall = time.process_time(), time.perf_counter()
+    events = await relay.run_all(limit=10_000_000)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    if profiler:
+        profiler.disable()
+    print(
+        f"relay: {events} events in batches of {relay.batch}, CPU per event "
+        f"{cpu / max(events, 1) * 1e6:.0f} µs, wall {wall / max(events, 1) * 1e6:.0f} µs"
+    )
+
+
+async def run(
+    scenario: str, n: int, profile: bool, backend: str, show_sql: bool, relay: bool
+) -> None:
     saved = json.loads((WORK / f"loaded-{backend}.json").read_text())
     app = create_app(bench_settings(saved["url"], rate_limit_default="100000000/minute"))
     key = saved["workspace"]["api_key"].encode()
@@ -116,7 +142,9 @@ async def run(scenario: str, n: int, profile: bool, backend: str, show_sql: bool
             raise SystemExit(f"{sent[0]['status']}: {sent[1].get('body', b'')[:300]!r}")
 
     async with app.router.lifespan_context(app):
-        for _ in range(100):
+        if relay:  # what an earlier run left pending is not this run's work
+            await Relay(app.state.db, services={"db": app.state.db}).run_all(limit=10_000_000)
+        for _ in range(100 if not relay else 2):
             await call()
         if show_sql:  # the statements one more request runs, as the engine sees them
             from sqlalchemy import event
@@ -134,7 +162,7 @@ async def run(scenario: str, n: int, profile: bool, backend: str, show_sql: bool
             for line in seen:
                 print("  ", line)
         profiler = cProfile.Profile() if profile else None
-        if profiler:
+        if profiler and not relay:
             profiler.enable()
         batches = []
         for _ in range(5):
@@ -144,8 +172,10 @@ async def run(scenario: str, n: int, profile: bool, backend: str, show_sql: bool
             batches.append(
                 ((time.process_time() - cpu) / (n // 5), (time.perf_counter() - wall) / (n // 5))
             )
-        if profiler:
+        if profiler and not relay:
             profiler.disable()
+        if relay:
+            await relay_cpu(app, profiler)
     batches.sort()
     print(
         f"{scenario}: CPU per request min {batches[0][0] * 1e6:.0f} µs, median "
@@ -167,9 +197,10 @@ def main() -> None:
     parser.add_argument("n", type=int, nargs="?", default=2000)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--sql", action="store_true", help="list one request's statements")
+    parser.add_argument("--relay", action="store_true", help="then time the relay")
     parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
     args = parser.parse_args()
-    asyncio.run(run(args.scenario, args.n, args.profile, args.backend, args.sql))
+    asyncio.run(run(args.scenario, args.n, args.profile, args.backend, args.sql, args.relay))
 
 
 if __name__ == "__main__":
