@@ -17,6 +17,9 @@ from tests.contacts.factories import (
 )
 from tests.factories import add_member, register
 from tests.isolation import assert_isolated
+from tests.query_plans import captured
+
+NOBODY = "00000000-0000-7000-8000-000000000000"
 
 
 def names(response) -> list[str]:  # noqa: ANN001
@@ -164,6 +167,43 @@ class TestCrud:
             f"{CONTACTS}/{contact['id']}", json={"bogus": 1}, headers=admin.headers
         )
         assert unknown.status_code == 422
+
+    async def test_a_patch_checked_against_nothing_stored_reads_nothing_first(
+        self, client, database
+    ):
+        admin = await register(client)
+        acme = await make_company(client, admin, name="Acme Ltd")
+        contact = await make_contact(client, admin, primary_company_id=acme["id"])
+        url = f"{CONTACTS}/{contact['id']}"
+        with captured(database, "contact") as statements:
+            response = await client.patch(
+                url, json={"job_title": "CTO", "tags": ["x"]}, headers=admin.headers
+            )
+        assert response.status_code == 200, response.text
+        data = response.json()["data"]
+        assert data["job_title"] == "CTO" and data["version"] == 2
+        assert data["company_name"] == "Acme Ltd" and data["first_name"] == contact["first_name"]
+        # One UPDATE, which returns the company's name too: no read of the contact before it.
+        reads = [s.sql for s in statements if s.sql.lstrip().upper().startswith("SELECT")]
+        assert reads == [] and data == (await client.get(url, headers=admin.headers)).json()["data"]
+        # Its UPDATE answers for the contact's existence and version.
+        stale = await client.patch(
+            url, json={"job_title": "CEO"}, headers={**admin.headers, "If-Match": '"1"'}
+        )
+        assert stale.status_code == 412
+        missing = await client.patch(
+            f"{CONTACTS}/{NOBODY}", json={"job_title": "CEO"}, headers=admin.headers
+        )
+        assert missing.status_code == 404
+        assert (await client.delete(url, headers=admin.headers)).status_code == 200
+        deleted = await client.patch(url, json={"job_title": "CEO"}, headers=admin.headers)
+        assert deleted.status_code == 404
+        # A name field is checked against the stored contact: the last name keeps it named.
+        restored = await client.post(f"{url}/restore", headers=admin.headers)
+        assert restored.status_code == 200, restored.text
+        unnamed = await client.patch(url, json={"first_name": None}, headers=admin.headers)
+        assert unnamed.status_code == 200, unnamed.text
+        assert unnamed.json()["data"]["full_name"] == contact["last_name"]
 
     async def test_delete_and_restore(self, client):
         admin = await register(client)

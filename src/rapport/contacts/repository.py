@@ -27,7 +27,6 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -272,30 +271,14 @@ class ContactRepository(DuplicateQueries, TenantRepository):
         """Whole rows come with `company_name` (a correlated subquery, same statement)."""
         return (t, COMPANY_NAME)
 
-    def __init__(self, session: AsyncSession, workspace_id: uuid.UUID) -> None:
-        super().__init__(session, workspace_id)
-        # Company names read with a contact in this request: a PATCH reads the contact, then
-        # writes it, and names its unchanged company from here instead of looking it up again.
-        self._company_names: dict[Any, str | None] = {}
-
-    async def get(
-        self, record_id: uuid.UUID, *, include_deleted: bool = False
-    ) -> RowMapping | None:
-        row = await super().get(record_id, include_deleted=include_deleted)
-        if row is not None and row["primary_company_id"] is not None:
-            self._company_names[row["primary_company_id"]] = row["company_name"]
-        return row
-
     async def _named(self, row: RowMapping | None) -> RowMapping | None:
-        """A written row (RETURNING cannot correlate) with its `company_name` looked up."""
+        """An inserted row with its `company_name` looked up (a new contact's company, if any, is
+        one the request has just checked; an update returns the name itself)."""
         if row is None:
             return None
         name = None
         if (company_id := row["primary_company_id"]) is not None:
-            if company_id in self._company_names:
-                name = self._company_names[company_id]
-            else:
-                name = await CompanyRepository(self.session, self.workspace_id).name(company_id)
+            name = await CompanyRepository(self.session, self.workspace_id).name(company_id)
         return {**row, "company_name": name}  # type: ignore[return-value]
 
     async def insert(self, values: dict[str, Any]) -> RowMapping:
@@ -305,19 +288,6 @@ class ContactRepository(DuplicateQueries, TenantRepository):
 
     async def insert_unless_held(self, values: dict[str, Any], unique: Index) -> RowMapping | None:
         return await self._named(await super().insert_unless_held(values, unique))
-
-    async def update(
-        self,
-        record_id: uuid.UUID,
-        values: dict[str, Any],
-        *,
-        expected_version: int | None = None,
-        include_deleted: bool = False,
-    ) -> RowMapping | None:
-        row = await super().update(
-            record_id, values, expected_version=expected_version, include_deleted=include_deleted
-        )
-        return await self._named(row)
 
     async def _named_many(self, rows: Sequence[RowMapping | None]) -> list[RowMapping | None]:
         """Written rows with their `company_name`, looked up in one query for all of them."""
@@ -335,11 +305,8 @@ class ContactRepository(DuplicateQueries, TenantRepository):
     async def update_each(
         self, items: Sequence[tuple[uuid.UUID, dict[str, Any]]]
     ) -> list[RowMapping | None]:
-        """A bulk update's UPDATEs (one statement each), then the company names in one query."""
-        rows = [
-            await TenantRepository.update(self, record_id, values) for record_id, values in items
-        ]
-        return await self._named_many(rows)
+        """A bulk update's UPDATEs, one statement each (each returns its company's name)."""
+        return [await self.update(record_id, values) for record_id, values in items]
 
     async def live_by_emails(self, emails: Sequence[str]) -> list[RowMapping]:
         """The live contacts holding any of these (normalised) emails, whole rows."""

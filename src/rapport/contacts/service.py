@@ -17,7 +17,7 @@ import base64
 import binascii
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, get_args
 
 import orjson
@@ -87,6 +87,17 @@ FIELDS = (
 )
 COMPANY_FIELDS = tuple(CompanyRead.model_fields)
 REINDEX_CHUNK = 500
+# A contact keeps at least one of these (`ContactNeedsName`).
+NAME_FIELDS = ("first_name", "last_name", "email")
+# What a PATCH checks against the stored contact: the name rule, whether the primary company
+# moved (its link's bookkeeping) and the custom fields (merged into the stored ones). A PATCH of
+# anything else (a job title, a status, an owner, tags...) reads nothing before its UPDATE.
+READS_CURRENT = frozenset({*NAME_FIELDS, "primary_company_id", "custom_fields"})
+
+
+def _unread(contact_id: uuid.UUID) -> Mapping[str, Any]:
+    """The `current` of a PATCH that reads nothing of the stored contact: its id alone."""
+    return {"id": contact_id}
 
 
 def full_name(row: Any) -> str:
@@ -424,12 +435,16 @@ class ContactService(RecordService):
     async def update(
         self, contact_id: uuid.UUID, body: ContactUpdate, expected: int | None
     ) -> RowMapping:
-        current = await self.get(contact_id)
-        return await self._apply(current, body, body.model_fields_set - {"id"}, expected)
+        sent = body.model_fields_set - {"id"}
+        if sent and not sent & READS_CURRENT:
+            # Nothing sent is checked against the stored contact: its UPDATE answers for its
+            # existence and version (404 or 412 when it touches nothing), so no read before it.
+            return await self._apply(_unread(contact_id), body, sent, expected)
+        return await self._apply(await self.get(contact_id), body, sent, expected)
 
     async def _apply(
         self,
-        current: RowMapping,
+        current: Mapping[str, Any],
         body: ContactUpdate | ContactCreate,
         sent: set[str],
         expected: int | None,
@@ -439,7 +454,7 @@ class ContactService(RecordService):
     async def prepare_update(
         self,
         body: ContactUpdate | ContactCreate,
-        current: RowMapping,
+        current: Mapping[str, Any],
         sent: set[str] | None = None,
     ) -> Change:
         sent = body.model_fields_set - {"id"} if sent is None else sent
@@ -471,7 +486,8 @@ class ContactService(RecordService):
                 body.custom_fields or {}, current["custom_fields"]
             )
         merged = {**current, **changes}
-        if not (merged["first_name"] or merged["last_name"] or merged["email"]):
+        # The stored contact has a name: only a change of one can take it away.
+        if changes.keys() & NAME_FIELDS and not any(merged[n] for n in NAME_FIELDS):
             raise ContactNeedsName(
                 details=[{"field": "body", "reason": "first_name, last_name and email are empty"}]
             )

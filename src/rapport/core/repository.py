@@ -310,7 +310,8 @@ class TenantRepository:
             if expected_version is not None:
                 stmt = stmt.where(table.c.version == expected_version)
             stmt = stmt.values(**values, version=table.c.version + 1, updated_at=utcnow())
-            return (await self.session.execute(stmt.returning(table))).mappings().first()
+            stmt = stmt.returning(*self.row_columns())
+            return (await self.session.execute(stmt)).mappings().first()
         names = tuple(values)
         checked = expected_version is not None
 
@@ -320,7 +321,8 @@ class TenantRepository:
             if checked:
                 clauses.append(table.c.version == bindparam("where_version"))
             sets = {**bound(table, (*names, "updated_at")), table.c.version: table.c.version + 1}
-            return update(table).where(*clauses).values(sets).returning(table)
+            # The whole row, computed columns too: they may read the row as written.
+            return update(table).where(*clauses).values(sets).returning(*self.row_columns())
 
         query = self._prebuilt(("update", names, checked, include_deleted), build)
         params = values_of({**values, "updated_at": utcnow()})

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -60,7 +60,7 @@ class Change:
     """One update, checked: the record as it stood before it (`current`), the values to write
     (`changes`, possibly empty) and what the domain noted for its bookkeeping (`notes`)."""
 
-    current: RowMapping
+    current: Mapping[str, Any]  # a PATCH that needs nothing of it may hold only its id
     changes: dict[str, Any]
     notes: dict[str, Any] = field(default_factory=dict)
 
