@@ -161,7 +161,7 @@ async def run(
             print(f"{scenario}: {len(seen)} statements")
             for line in seen:
                 print("  ", line)
-        profiler = cProfile.Profile() if profile else None
+        profiler = cProfile.Profile(time.process_time) if profile else None  # CPU, not waits
         if profiler and not relay:
             profiler.enable()
         batches = []

@@ -10,7 +10,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal_column, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Uuid,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +31,7 @@ from rapport.core.db import dialect_name
 from rapport.core.events import TABLE as EVENTS
 from rapport.core.listing import RANGE, Condition, Filter, Listing, ListParams, Sort
 from rapport.core.repository import TenantRepository
-from rapport.core.sql import copies, insert_new
+from rapport.core.sql import Query, copies, insert_new
 
 a = AuditEntry.__table__
 # How many pending events `wait_for_earlier_events` reads in id order before it lets the planner
@@ -107,6 +118,51 @@ class RecordKey:
     resource_id: uuid.UUID
 
 
+def _latest() -> Query:
+    """`latest_snapshots` on PostgreSQL: each (workspace, record) of the two arrays, joined to
+    its newest entry at or before `before`."""
+    keys = (
+        func.unnest(
+            bindparam("workspaces", type_=ARRAY(Uuid)), bindparam("records", type_=ARRAY(Uuid))
+        )
+        .table_valued("workspace_id", "resource_id")
+        .render_derived(name="k")
+    )
+    newest = (
+        select(a.c.workspace_id, a.c.resource_type, a.c.resource_id, a.c.snapshot)
+        .where(
+            a.c.workspace_id == keys.c.workspace_id,
+            a.c.resource_id == keys.c.resource_id,
+            a.c.occurred_at <= bindparam("before", type_=a.c.occurred_at.type),
+        )
+        .order_by(a.c.occurred_at.desc(), a.c.id.desc())
+        .limit(1)
+        .lateral("newest")
+    )
+    return Query(select(newest).select_from(keys).join(newest, true()))
+
+
+_LATEST = _latest()
+
+
+def _bases(
+    keys: Sequence[RecordKey], rows: Sequence[Any]
+) -> dict[RecordKey, dict[str, Any] | None]:
+    wanted = set(keys)
+    found: dict[RecordKey, dict[str, Any] | None] = {}
+    for row in rows:
+        key = RecordKey(
+            uuid.UUID(str(row["workspace_id"])),
+            row["resource_type"],
+            uuid.UUID(str(row["resource_id"])),
+        )
+        # The IN lists' cross product can name a few keys not asked for; an id is one record's,
+        # so an entry of another resource type is no base either.
+        if key in wanted:
+            found[key] = row["snapshot"]
+    return found
+
+
 class AuditWriter:
     """The relay's batches span workspaces: each key carries its own workspace, and every
     statement is scoped by the workspace of each row it reads or writes."""
@@ -179,11 +235,26 @@ class AuditWriter:
         self, keys: Sequence[RecordKey], before: datetime
     ) -> dict[RecordKey, dict[str, Any] | None]:
         """Each record's newest entry at or before `before` (the batch's last event), and its
-        snapshot: one statement of fixed shape (the keys are expanding IN lists, so it compiles
-        once). The newest entries are picked by a window over ix_audit_entry_resource alone (an
-        index-only read of these records' entries), and only their rows are fetched."""
+        snapshot: one statement of fixed shape.
+
+        On PostgreSQL the keys are two array parameters, and each record's entry is one
+        backward step through ix_audit_entry_resource (a LATERAL `ORDER BY ... LIMIT 1`): a plan
+        no statistics can change. As IN lists under a window, a planner whose statistics thought
+        the log small (autovacuum off, or not run since a load) read the whole workspace's log
+        through ix_audit_entry_occurred for a batch of 100 updates: 36 ms over 107,000 entries,
+        against 0.6 ms for a batch of 20. Elsewhere the newest entries are picked by a window over
+        ix_audit_entry_resource alone (the keys are expanding IN lists, so it compiles once), and
+        only their rows are fetched."""
         if not keys:
             return {}
+        if self.dialect == "postgresql":
+            rows = await _LATEST.all(
+                self.session,
+                workspaces=[k.workspace_id for k in keys],
+                records=[k.resource_id for k in keys],
+                before=before,
+            )
+            return _bases(keys, rows)
         ranked = (
             select(
                 a.c.workspace_id,
@@ -210,19 +281,7 @@ class AuditWriter:
             )
             .where(ranked.c.rank == 1)
         )
-        wanted = set(keys)
-        found: dict[RecordKey, dict[str, Any] | None] = {}
-        for row in (await self.session.execute(stmt)).all():
-            key = RecordKey(
-                uuid.UUID(str(row.workspace_id)),
-                row.resource_type,
-                uuid.UUID(str(row.resource_id)),
-            )
-            # The IN lists' cross product can name a few keys not asked for; an id is one
-            # record's, so an entry of another resource type is no base either.
-            if key in wanted:
-                found[key] = row.snapshot
-        return found
+        return _bases(keys, (await self.session.execute(stmt)).mappings().all())
 
     async def insert(self, rows: Sequence[dict[str, Any]], *, fresh: bool = False) -> None:
         """All entries of a batch in one statement; an entry already written (a replayed event)
