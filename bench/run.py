@@ -236,9 +236,12 @@ def bulk_api_once(client: httpx.Client, key: str, tag: str) -> float:
     return elapsed
 
 
-async def bulk_raw_once(url: str, workspace_id: uuid.UUID, tag: str) -> float:
+async def bulk_raw_once(
+    url: str, workspace_id: uuid.UUID, tag: str, items: list[dict[str, Any]] | None = None
+) -> float:
     """Seconds for the floor: the same 1000 contacts (with their search documents) by COPY into
-    the same indexed tables on PostgreSQL, by executemany on SQLite."""
+    the same indexed tables on PostgreSQL, by executemany on SQLite. `items`: other contacts
+    (the API's fields) instead of the bench's."""
     from bench.generate import PostgresWriter, SQLiteWriter, search_row
     from rapport.contacts.service import ContactService
     from rapport.core.ids import new_id
@@ -246,19 +249,19 @@ async def bulk_raw_once(url: str, workspace_id: uuid.UUID, tag: str) -> float:
 
     now = datetime.now(UTC)
     rows = []
-    for item in _bulk_items(1000, tag):
+    for item in items if items is not None else _bulk_items(1000, tag):
         row = {
-            **item,
             "job_title": None,
+            "tags": [],
+            "address": {},
+            **item,
             "workspace_id": workspace_id,
             "id": new_id(),
             "created_at": now,
             "updated_at": now,
             "version": 1,
             "deleted_at": None,
-            "tags": [],
             "custom_fields": {},
-            "address": {},
             "phone_e164": phone_e164(item["phone"]),
         }
         rows.append(row)
