@@ -156,8 +156,8 @@ def _bases(
             row["resource_type"],
             uuid.UUID(str(row["resource_id"])),
         )
-        # The IN lists' cross product can name a few keys not asked for; an id is one record's,
-        # so an entry of another resource type is no base either.
+        # SQLite's IN lists' cross product can name a few keys not asked for (PostgreSQL's pairs
+        # cannot); an id is one record's, so an entry of another resource type is no base either.
         if key in wanted:
             found[key] = row["snapshot"]
     return found
