@@ -86,11 +86,15 @@ def by_package(stats: pstats.Stats) -> list[tuple[str, float, int]]:
     return [(k, v, calls[k]) for k, v in own.most_common(12)]
 
 
+def make_relay(app: Any) -> Relay:
+    """A relay as the app's background would run it (its services, its batch size)."""
+    settings, db = app.state.settings, app.state.db
+    return Relay(db, services={"settings": settings, "db": db}, batch=settings.outbox_batch_size)
+
+
 async def relay_cpu(app: Any, profiler: cProfile.Profile | None) -> None:
     """Dispatch what the requests recorded, timed: CPU and wall time per event."""
-    settings = app.state.settings
-    relay = Relay(app.state.db, services={"settings": settings, "db": app.state.db})
-    relay.batch = settings.outbox_batch_size
+    relay = make_relay(app)
     if profiler:
         profiler.enable()
     cpu, wall = time.process_time(), time.perf_counter()
@@ -143,7 +147,7 @@ async def run(
 
     async with app.router.lifespan_context(app):
         if relay:  # what an earlier run left pending is not this run's work
-            await Relay(app.state.db, services={"db": app.state.db}).run_all(limit=10_000_000)
+            await make_relay(app).run_all(limit=10_000_000)
         for _ in range(100 if not relay else 2):
             await call()
         if show_sql:  # the statements one more request runs, as the engine sees them
